@@ -1,0 +1,608 @@
+/* dataset: labelled texts from CSV / JSON lines, relabelling, seeded hash split. */
+#include "dataset.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "err.h"
+#include "log.h"
+
+void ds_init(ds_dataset *d) { memset(d, 0, sizeof *d); }
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void ds_dispose(ds_dataset *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->ex[i].text);
+        free(d->ex[i].labels);
+    }
+    free(d->ex);
+    free_names(d->label_names, d->n_label_names);
+    ds_init(d);
+}
+
+/* Label names seen while loading, interned to temporary ids (first-seen order). */
+typedef struct interner {
+    char **names;
+    size_t n, cap;
+    size_t *slots, n_slots;   /* open addressing: id + 1, 0 = empty */
+} interner;
+
+static uint64_t fnv(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static int intern(interner *in, const char *s, size_t len, uint32_t *id)
+{
+    if (in->n * 2 >= in->n_slots) {
+        size_t ns = in->n_slots ? in->n_slots * 2 : 256;
+        size_t *slots = calloc(ns, sizeof *slots);
+        if (!slots)
+            return err_set(KF_ENOMEM, "dataset: out of memory");
+        for (size_t k = 0; k < in->n; k++) {
+            size_t i = fnv(in->names[k], strlen(in->names[k])) & (ns - 1);
+            while (slots[i])
+                i = (i + 1) & (ns - 1);
+            slots[i] = k + 1;
+        }
+        free(in->slots);
+        in->slots = slots;
+        in->n_slots = ns;
+    }
+    size_t i = fnv(s, len) & (in->n_slots - 1);
+    for (; in->slots[i]; i = (i + 1) & (in->n_slots - 1)) {
+        const char *t = in->names[in->slots[i] - 1];
+        if (strlen(t) == len && memcmp(t, s, len) == 0) {
+            *id = (uint32_t)(in->slots[i] - 1);
+            return 0;
+        }
+    }
+    if (in->n == in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 64;
+        char **nn = realloc(in->names, cap * sizeof *nn);
+        if (!nn)
+            return err_set(KF_ENOMEM, "dataset: out of memory");
+        in->names = nn;
+        in->cap = cap;
+    }
+    if (!(in->names[in->n] = strndup(s, len)))
+        return err_set(KF_ENOMEM, "dataset: out of memory");
+    in->slots[i] = ++in->n;
+    *id = (uint32_t)(in->n - 1);
+    return 0;
+}
+
+static void interner_dispose(interner *in)
+{
+    free_names(in->names, in->n);
+    free(in->slots);
+    memset(in, 0, sizeof *in);
+}
+
+/* Loading context: the options, the output and the labels seen so far. */
+typedef struct loader {
+    const ds_opts *o;
+    const char *name;
+    ds_dataset *d;
+    interner labels;
+    uint32_t *row_labels;   /* labels of the row being read */
+    size_t n_row, cap_row;
+} loader;
+
+/* A malformed row: an error (file:line: reason), or with skip_bad_rows a counted skip. */
+__attribute__((format(printf, 3, 4))) static int bad_row(loader *L, long line, const char *fmt, ...)
+{
+    char *why = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vasprintf(&why, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return err_set(KF_ENOMEM, "dataset: out of memory");
+    int rc = 0;
+    if (L->o->skip_bad_rows) {
+        if (L->d->skipped < 5)
+            log_warn("dataset", "skipping bad row", "{s:s,s:I,s:s}", "file", L->name, "line",
+                     (json_int_t)line, "reason", why);
+        L->d->skipped++;
+    } else {
+        rc = err_set(KF_EINVAL, "%s:%ld: %s", L->name, line, why);
+    }
+    free(why);
+    return rc;
+}
+
+static int row_label(loader *L, const char *s, size_t len)
+{
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (!len)
+        return 0;
+    if (L->n_row == L->cap_row) {
+        size_t cap = L->cap_row ? L->cap_row * 2 : 16;
+        uint32_t *r = realloc(L->row_labels, cap * sizeof *r);
+        if (!r)
+            return err_set(KF_ENOMEM, "dataset: out of memory");
+        L->row_labels = r;
+        L->cap_row = cap;
+    }
+    return intern(&L->labels, s, len, &L->row_labels[L->n_row++]);
+}
+
+static int split_labels(loader *L, const char *s, size_t len)
+{
+    char sep = L->o->label_sep ? L->o->label_sep : ';';
+    int rc = 0;
+    for (size_t a = 0; rc == 0 && a <= len;) {
+        const char *e = memchr(s + a, sep, len - a);
+        size_t b = e ? (size_t)(e - s) : len;
+        rc = row_label(L, s + a, b - a);
+        a = b + 1;
+    }
+    return rc;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Appends an example with the row's labels (sorted, deduplicated later on remap). */
+static int add_example(loader *L, const char *text, size_t len, long line)
+{
+    ds_dataset *d = L->d;
+    if (len == 0 || memchr(text, 0, len))
+        return bad_row(L, line, len ? "NUL byte in text" : "empty text");
+    if (L->n_row == 0 && !L->o->allow_unlabelled)
+        return bad_row(L, line, "no labels");
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 1024;
+        ds_example *ex = realloc(d->ex, cap * sizeof *ex);
+        if (!ex)
+            return err_set(KF_ENOMEM, "dataset: out of memory");
+        d->ex = ex;
+        d->cap = cap;
+    }
+    ds_example *e = &d->ex[d->n];
+    memset(e, 0, sizeof *e);
+    e->line = line;
+    e->text = strndup(text, len);
+    if (L->n_row)
+        e->labels = malloc(L->n_row * sizeof *e->labels);
+    if (!e->text || (L->n_row && !e->labels)) {
+        free(e->text);
+        free(e->labels);
+        return err_set(KF_ENOMEM, "dataset: out of memory");
+    }
+    if (L->n_row)
+        memcpy(e->labels, L->row_labels, L->n_row * sizeof *e->labels);
+    e->n_labels = L->n_row;
+    d->n++;
+    return 0;
+}
+
+static int find_col(const csv_reader *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_fields; i++)
+        if (strcmp(r->fields[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int load_csv(loader *L, const char *buf, size_t len)
+{
+    csv_reader r;
+    const ds_opts *o = L->o;
+    const char *text_col = o->text_col ? o->text_col : "text";
+    const char *label_col = o->label_col ? o->label_col : "labels";
+    int text_i, label_i = -1, rc = 0;
+    size_t n_cols, n_flags = 0;
+    int *flags = NULL;      /* 0/1 label columns */
+    char **flag_names = NULL;
+    csv_init(&r, buf, len, L->name);
+    rc = csv_next(&r);
+    if (rc == 0)
+        rc = err_set(KF_EINVAL, "%s: empty file (expected a header row with a \"%s\" column)", L->name,
+                     text_col);
+    if (rc < 0)
+        goto done;
+    rc = 0;
+    n_cols = r.n_fields;
+    text_i = find_col(&r, text_col);
+    if (text_i < 0) {
+        rc = err_set(KF_EINVAL, "%s:1: no column \"%s\" in the header (first column: \"%s\")", L->name,
+                     text_col, r.fields[0]);
+        goto done;
+    }
+    if (!o->label_cols)
+        label_i = find_col(&r, label_col);
+    if (label_i < 0 && !o->label_cols && o->label_col) {
+        rc = err_set(KF_EINVAL, "%s:1: no label column \"%s\" in the header", L->name, label_col);
+        goto done;
+    }
+    if (label_i < 0) {
+        flags = calloc(n_cols, sizeof *flags);
+        flag_names = calloc(n_cols, sizeof *flag_names);
+        if (!flags || !flag_names) {
+            rc = err_set(KF_ENOMEM, "dataset: out of memory");
+            goto done;
+        }
+        for (size_t c = 0; o->label_cols && o->label_cols[c]; c++) {
+            int i = find_col(&r, o->label_cols[c]);
+            if (i < 0) {
+                rc = err_set(KF_EINVAL, "%s:1: no label column \"%s\" in the header", L->name,
+                             o->label_cols[c]);
+                goto done;
+            }
+            flags[n_flags++] = i;
+        }
+        for (size_t i = 0; !o->label_cols && i < n_cols; i++)
+            if ((int)i != text_i)
+                flags[n_flags++] = (int)i;
+        if (n_flags == 0) {
+            rc = err_set(KF_EINVAL, "%s:1: no label column (neither \"%s\" nor 0/1 columns)", L->name,
+                         label_col);
+            goto done;
+        }
+        for (size_t k = 0; k < n_flags; k++)
+            if (!(flag_names[k] = strdup(r.fields[flags[k]]))) {
+                rc = err_set(KF_ENOMEM, "dataset: out of memory");
+                goto done;
+            }
+    }
+    while ((rc = csv_next(&r)) != 0) {
+        if (rc < 0) {
+            if (rc == KF_EINVAL && o->skip_bad_rows) {
+                if (L->d->skipped++ < 5)
+                    log_warn("dataset", "skipping bad row", "{s:s}", "reason", err_msg());
+                continue;
+            }
+            goto done;
+        }
+        rc = 0;
+        L->n_row = 0;
+        if (r.n_fields == 1 && r.lens[0] == 0)
+            continue;   /* blank line */
+        if (r.n_fields != n_cols) {
+            if ((rc = bad_row(L, r.row_line, "expected %zu fields (as in the header), found %zu",
+                              n_cols, r.n_fields)))
+                goto done;
+            continue;
+        }
+        bool bad = false;
+        if (label_i >= 0) {
+            rc = split_labels(L, r.fields[label_i], r.lens[label_i]);
+        } else {
+            for (size_t k = 0; rc == 0 && k < n_flags && !bad; k++) {
+                const char *v = r.fields[flags[k]];
+                if (strcmp(v, "1") == 0)
+                    rc = row_label(L, flag_names[k], strlen(flag_names[k]));
+                else if (strcmp(v, "0") != 0) {
+                    bad = true;
+                    rc = bad_row(L, r.row_line, "column \"%s\": expected 0 or 1, found \"%.40s\"",
+                                 flag_names[k], v);
+                }
+            }
+        }
+        if (rc == 0 && !bad)
+            rc = add_example(L, r.fields[text_i], r.lens[text_i], r.row_line);
+        if (rc)
+            goto done;
+    }
+done:
+    if (flag_names)
+        for (size_t k = 0; k < n_flags; k++)
+            free(flag_names[k]);
+    free(flag_names);
+    free(flags);
+    csv_dispose(&r);
+    return rc;
+}
+
+static int load_jsonl(loader *L, const char *buf, size_t len)
+{
+    const char *key_text = L->o->text_col ? L->o->text_col : "text";
+    const char *key_labels = L->o->label_col ? L->o->label_col : "labels";
+    int rc = 0;
+    long line = 0;
+    size_t pos = len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+    while (rc == 0 && pos < len) {
+        const char *nl = memchr(buf + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - buf) : len, a = pos;
+        line++;
+        pos = nl ? end + 1 : len;
+        while (a < end && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r'))
+            a++;
+        if (a == end)
+            continue;
+        json_error_t jerr;
+        json_t *obj = json_loadb(buf + a, end - a, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+        json_t *text = obj ? json_object_get(obj, key_text) : NULL;
+        json_t *labels = obj ? json_object_get(obj, key_labels) : NULL;
+        L->n_row = 0;
+        if (!obj)
+            rc = bad_row(L, line, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+        else if (!json_is_object(obj))
+            rc = bad_row(L, line, "expected a JSON object");
+        else if (!json_is_string(text))
+            rc = bad_row(L, line, "\"%s\" missing or not a string", key_text);
+        else if (labels && !json_is_string(labels) && !json_is_array(labels))
+            rc = bad_row(L, line, "\"%s\" must be an array of strings or a string", key_labels);
+        else {
+            bool bad = false;
+            if (json_is_string(labels))
+                rc = split_labels(L, json_string_value(labels), json_string_length(labels));
+            size_t i;
+            json_t *v;
+            json_array_foreach(labels, i, v) {
+                if (rc || bad)
+                    break;
+                if (!json_is_string(v)) {
+                    bad = true;
+                    rc = bad_row(L, line, "\"%s\"[%zu] is not a string", key_labels, i);
+                } else {
+                    rc = row_label(L, json_string_value(v), json_string_length(v));
+                }
+            }
+            if (rc == 0 && !bad)
+                rc = add_example(L, json_string_value(text), json_string_length(text), line);
+        }
+        json_decref(obj);
+    }
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the interned names; labels of each example become final ids, sorted and unique. */
+static int finish_labels(loader *L)
+{
+    ds_dataset *d = L->d;
+    size_t n = L->labels.n;
+    uint32_t *map = malloc((n ? n : 1) * sizeof *map);
+    char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!map || !sorted) {
+        free(map);
+        free(sorted);
+        return err_set(KF_ENOMEM, "dataset: out of memory");
+    }
+    if (n) {
+        memcpy(sorted, L->labels.names, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, cmp_str);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char **hit = bsearch(&L->labels.names[i], sorted, n, sizeof *sorted, cmp_str);
+        map[i] = (uint32_t)(hit - sorted);
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        ds_example *e = &d->ex[i];
+        for (size_t k = 0; k < e->n_labels; k++)
+            e->labels[k] = map[e->labels[k]];
+        if (e->n_labels > 1)
+            qsort(e->labels, e->n_labels, sizeof *e->labels, cmp_u32);
+        size_t u = 0;
+        for (size_t k = 0; k < e->n_labels; k++)
+            if (u == 0 || e->labels[u - 1] != e->labels[k])
+                e->labels[u++] = e->labels[k];
+        e->n_labels = u;
+    }
+    free(map);
+    d->label_names = sorted;   /* the strings move from the interner */
+    d->n_label_names = n;
+    free(L->labels.names);
+    L->labels.names = NULL;
+    L->labels.n = 0;
+    return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+int ds_load_buffer(ds_dataset *out, const char *buf, size_t len, const char *name,
+                   const ds_opts *opts)
+{
+    static const ds_opts defaults = {0};
+    loader L = {.o = opts ? opts : &defaults, .name = name ? name : "<data>", .d = out};
+    ds_init(out);
+    ds_format f = L.o->format;
+    if (f == DS_FORMAT_AUTO)
+        f = ends_with(L.name, ".jsonl") || ends_with(L.name, ".json") || ends_with(L.name, ".ndjson")
+                ? DS_FORMAT_JSONL : DS_FORMAT_CSV;
+    int rc = f == DS_FORMAT_JSONL ? load_jsonl(&L, buf, len) : load_csv(&L, buf, len);
+    if (rc == 0 && out->n == 0)
+        rc = err_set(KF_EINVAL, "%s: no examples%s", L.name, out->skipped ? " (all rows were bad)" : "");
+    if (rc == 0)
+        rc = finish_labels(&L);
+    if (rc == 0 && out->skipped)
+        log_warn("dataset", "skipped bad rows", "{s:s,s:I,s:I}", "file", L.name, "skipped",
+                 (json_int_t)out->skipped, "kept", (json_int_t)out->n);
+    interner_dispose(&L.labels);
+    free(L.row_labels);
+    if (rc)
+        ds_dispose(out);
+    return rc;
+}
+
+int ds_load(ds_dataset *out, const char *path, const ds_opts *opts)
+{
+    ds_init(out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(KF_EIO, "%s: cannot open: %m", path);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (cap - len < 65536) {
+            cap = cap ? cap * 2 : 1 << 20;
+            char *b = cap < SIZE_MAX / 2 ? realloc(buf, cap) : NULL;
+            if (!b) {
+                rc = err_set(KF_ENOMEM, "%s: out of memory", path);
+                goto done;
+            }
+            buf = b;
+        }
+        size_t k = fread(buf + len, 1, cap - len, f);
+        len += k;
+        if (k == 0)
+            break;
+    }
+    if (ferror(f))
+        rc = err_set(KF_EIO, "%s: read error", path);
+    else
+        rc = ds_load_buffer(out, buf, len, path, opts);
+done:
+    fclose(f);
+    free(buf);
+    return rc;
+}
+
+int ds_relabel(ds_dataset *d, char *const *names, size_t n, size_t *dropped)
+{
+    size_t drop = 0;
+    char **copy = calloc(n ? n : 1, sizeof *copy);
+    int64_t *map = malloc((d->n_label_names ? d->n_label_names : 1) * sizeof *map);
+    int rc = 0;
+    if (!copy || !map) {
+        rc = err_set(KF_ENOMEM, "dataset: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(copy[i] = strdup(names[i]))) {
+            rc = err_set(KF_ENOMEM, "dataset: out of memory");
+            goto done;
+        }
+    for (size_t i = 0; i < d->n_label_names; i++) {
+        map[i] = -1;
+        for (size_t k = 0; k < n && map[i] < 0; k++)
+            if (strcmp(d->label_names[i], names[k]) == 0)
+                map[i] = (int64_t)k;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        ds_example *e = &d->ex[i];
+        size_t u = 0;
+        for (size_t k = 0; k < e->n_labels; k++) {
+            if (map[e->labels[k]] < 0)
+                drop++;
+            else
+                e->labels[u++] = (uint32_t)map[e->labels[k]];
+        }
+        e->n_labels = u;
+        if (u > 1)
+            qsort(e->labels, u, sizeof *e->labels, cmp_u32);
+    }
+    free_names(d->label_names, d->n_label_names);
+    d->label_names = copy;
+    d->n_label_names = n;
+    copy = NULL;
+    if (dropped)
+        *dropped = drop;
+done:
+    if (copy)
+        free_names(copy, n);
+    free(map);
+    return rc;
+}
+
+uint64_t ds_hash(const char *s, size_t len, uint64_t seed)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (seed * 0x9e3779b97f4a7c15ULL);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    h ^= h >> 30; /* splitmix64 finaliser */
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
+static int copy_example(ds_dataset *d, const ds_example *e)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 1024;
+        ds_example *ex = realloc(d->ex, cap * sizeof *ex);
+        if (!ex)
+            return err_set(KF_ENOMEM, "dataset: out of memory");
+        d->ex = ex;
+        d->cap = cap;
+    }
+    ds_example *c = &d->ex[d->n];
+    *c = *e;
+    c->text = strdup(e->text);
+    c->labels = e->n_labels ? malloc(e->n_labels * sizeof *c->labels) : NULL;
+    if (!c->text || (e->n_labels && !c->labels)) {
+        free(c->text);
+        free(c->labels);
+        return err_set(KF_ENOMEM, "dataset: out of memory");
+    }
+    if (e->n_labels)
+        memcpy(c->labels, e->labels, e->n_labels * sizeof *c->labels);
+    d->n++;
+    return 0;
+}
+
+int ds_split(ds_dataset *train, ds_dataset *valid, const ds_dataset *all, double valid_frac,
+             uint64_t seed)
+{
+    int rc = 0;
+    ds_init(train);
+    ds_init(valid);
+    if (!(valid_frac >= 0.0 && valid_frac <= 1.0))
+        return err_set(KF_EINVAL, "dataset: valid fraction %g outside [0, 1]", valid_frac);
+    for (int k = 0; rc == 0 && k < 2; k++) {
+        ds_dataset *d = k ? valid : train;
+        d->label_names = calloc(all->n_label_names ? all->n_label_names : 1, sizeof *d->label_names);
+        if (!d->label_names) {
+            rc = err_set(KF_ENOMEM, "dataset: out of memory");
+            break;
+        }
+        for (size_t i = 0; rc == 0 && i < all->n_label_names; i++) {
+            if (!(d->label_names[i] = strdup(all->label_names[i])))
+                rc = err_set(KF_ENOMEM, "dataset: out of memory");
+            d->n_label_names = i + 1;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < all->n; i++) {
+        const ds_example *e = &all->ex[i];
+        double u = (double)(ds_hash(e->text, strlen(e->text), seed) >> 11) * 0x1p-53;
+        rc = copy_example(u < valid_frac ? valid : train, e);
+    }
+    if (rc) {
+        ds_dispose(train);
+        ds_dispose(valid);
+    }
+    return rc;
+}
+
+bool ds_single_label(const ds_dataset *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->ex[i].n_labels != 1)
+            return false;
+    return d->n > 0;
+}
