@@ -1,0 +1,95 @@
+/* backend: the compute table the model code calls for every operation on tensor memory.
+ * The CPU backend (backend_cpu.c) uses OpenBLAS + OpenMP; a CUDA backend fills the same table.
+ * All tensor pointers passed to these ops are backend memory (from be->alloc); on the CPU that is
+ * plain host memory. Matrices are row-major. Shapes are given in the comments.
+ *
+ * Dimension legend: N rows, D columns, B batch, T time, H hidden size of one LSTM layer, V vocab,
+ * E embedding size. Activations are TIME-MAJOR: a (T,B,D) tensor holds row t*B+b. */
+#ifndef KUBEFIT_NN_BACKEND_H
+#define KUBEFIT_NN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nn_backend nn_backend;
+
+struct nn_backend {
+    const char *name; /* "cpu", "cuda" */
+    void *ctx;        /* backend private */
+    int threads;      /* worker threads (CPU) */
+    void (*destroy)(nn_backend *be);
+
+    /* Memory. alloc returns zeroed memory, 64-byte aligned, or NULL. */
+    void *(*alloc)(nn_backend *be, size_t bytes);
+    void (*release)(nn_backend *be, void *p);
+    void (*upload)(nn_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*download)(nn_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*copy)(nn_backend *be, void *dst, const void *src, size_t bytes);
+    void (*fill)(nn_backend *be, float *x, float value, size_t n);
+
+    /* Runs fn(arg, lo, hi) over [0,n) split across the workers (CPU kernels use it; a GPU
+     * backend may leave it NULL). */
+    void (*parallel_for)(nn_backend *be, size_t n, void (*fn)(void *arg, size_t lo, size_t hi),
+                         void *arg);
+
+    /* C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C; op(X) = X^T when trans_x. */
+    void (*sgemm)(nn_backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+    /* mask(n) = keep ? 1/(1-p) : 0 with keep ~ Bernoulli(1-p), from a counter-based hash of
+     * (seed, stream, index): the same on every backend. p == 0 gives all ones. */
+    void (*dropout_mask)(nn_backend *be, float *mask, size_t n, float p, uint64_t seed,
+                         uint64_t stream);
+    /* y(n) = x(n) * m(n); y may alias x. */
+    void (*mul)(nn_backend *be, float *y, const float *x, const float *m, size_t n);
+    /* y(R,B,D) = x(R,B,D) * m(B,D), the mask broadcast over R (time); y may alias x. */
+    void (*mul_bcast)(nn_backend *be, float *y, const float *x, const float *m, int R, int B,
+                      int D);
+    /* y(n) += a * x(n) */
+    void (*axpy)(nn_backend *be, float *y, float a, const float *x, size_t n);
+
+    /* out(T,B,E) = w[tok[b,t]] * rowmask[tok[b,t]] (rowmask(V) or NULL); tok is (B,T) int32.
+     * Token ids must be in [0,V) (checked by the caller). */
+    void (*embedding_fwd)(nn_backend *be, float *out, const int32_t *tok, const float *w,
+                          const float *rowmask, int B, int T, int E);
+    /* dw(V,E)[tok] += dout(T,B,E) * rowmask[tok], skipping tokens == pad (padding_idx). */
+    void (*embedding_bwd)(nn_backend *be, float *dw, const float *dout, const int32_t *tok,
+                          const float *rowmask, int pad, int B, int T, int E);
+
+    /* y(N,D) += b1(D) + b2(D); b2 may be NULL. */
+    void (*add_bias)(nn_backend *be, float *y, const float *b1, const float *b2, int N, int D);
+    /* db(D) += sum over rows of dy(N,D). */
+    void (*bias_grad)(nn_backend *be, float *db, const float *dy, int N, int D);
+
+    /* One LSTM step, PyTorch gate order i,f,g,o. gates(B,4H): in pre-activations, out activated
+     * gates; c(B,H) = f*c_prev + i*g; h(B,H) = o*tanh(c). */
+    void (*lstm_cell_fwd)(nn_backend *be, float *gates, float *c, float *h, const float *c_prev,
+                          int B, int H);
+    /* Backward of one step. dh(B,H): total dL/dh_t; dc(B,H): in dL/dc_t from step t+1, out
+     * dL/dc_{t-1}; dgates(B,4H): out, gradient w.r.t. the pre-activations. */
+    void (*lstm_cell_bwd)(nn_backend *be, float *dgates, const float *dh, float *dc,
+                          const float *gates, const float *c, const float *c_prev, int B, int H);
+
+    /* logits(N,V) -> probs in place (softmax); loss(N) = -log prob[target]. */
+    void (*softmax_xent_fwd)(nn_backend *be, float *loss, float *probs, const int32_t *targets,
+                             int N, int V);
+    /* dlogits(N,V) = scale * (probs - onehot(target)); may alias probs. */
+    void (*softmax_xent_bwd)(nn_backend *be, float *dlogits, const float *probs,
+                             const int32_t *targets, float scale, int N, int V);
+
+    /* Sum of x(n) in double. */
+    double (*sum)(nn_backend *be, const float *x, size_t n);
+    /* Sum of x(n)^2 in double. */
+    double (*sumsq)(nn_backend *be, const float *x, size_t n);
+    /* sum over t<R-1 of (x[t+1]-x[t])^2 for x(R,M), in double (TAR). */
+    double (*sumsq_tdiff)(nn_backend *be, const float *x, int R, int M);
+    /* dx(R,M) += scale * d/dx of sumsq_tdiff(x). */
+    void (*sumsq_tdiff_grad)(nn_backend *be, float *dx, const float *x, float scale, int R, int M);
+};
+
+/* CPU backend: OpenBLAS sgemm + pthread-pool kernels on `threads` threads (<= 0: all cores).
+ * Caller frees with be->destroy(be). Returns 0 or a negative KF_E* code. */
+int nn_backend_cpu_new(nn_backend **out, int threads);
+
+#endif
