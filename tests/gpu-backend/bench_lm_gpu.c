@@ -1,0 +1,163 @@
+/* bench_lm_gpu: times one AWD-LSTM LM training step on the CUDA backend - dropout masks,
+ * forward (with AR/TAR), backward, global-norm clip and the Adam step (cuda_optim) - the work
+ * PyTorch does in bench/gpu.sh's peer.
+ *   bench_lm_gpu [--vocab V] [--emb E] [--hidden H] [--layers NL] [--batch B] [--bptt T]
+ *                [--steps N] [--warmup W] [--tf32] [--device D]
+ * Prints one JSON line: {"bench":"lm_step","backend":"cuda",..., "fwd_ms","bwd_ms","opt_ms",
+ * "step_ms" (wall per step, stream drained at each boundary), "tokens_per_s","loss"}.
+ * Defaults: fastai's LM (E 400, H 1152, 3 layers), V 60000, B 64, T 72.
+ * Exits 77 without a GPU. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend_cuda.h"
+#include "cuda_optim.h"
+#include "err.h"
+#include "nn.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int parse_int(const char *flag, const char *s, int lo, int *out)
+{
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *end || v < lo || v > 1 << 24) {
+        fprintf(stderr, "bench_lm_gpu: %s needs an integer >= %d\n", flag, lo);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int V = 60000, E = 400, H = 1152, NL = 3, B = 64, T = 72, steps = 10, warmup = 2, dev = 0;
+    int tf32 = 0, rc = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int *dst = !strcmp(f, "--vocab")    ? &V
+                   : !strcmp(f, "--emb")    ? &E
+                   : !strcmp(f, "--hidden") ? &H
+                   : !strcmp(f, "--layers") ? &NL
+                   : !strcmp(f, "--batch")  ? &B
+                   : !strcmp(f, "--bptt")   ? &T
+                   : !strcmp(f, "--steps")  ? &steps
+                   : !strcmp(f, "--warmup") ? &warmup
+                   : !strcmp(f, "--device") ? &dev
+                                            : NULL;
+        if (!strcmp(f, "--tf32")) {
+            tf32 = 1;
+            continue;
+        }
+        if (!dst) {
+            fprintf(stderr, "bench_lm_gpu: unknown option %s (see the comment at the top)\n", f);
+            return 2;
+        }
+        if (parse_int(f, v, !strcmp(f, "--warmup") || !strcmp(f, "--device") ? 0 : 1, dst))
+            return 2;
+        i++;
+    }
+    nn_backend *be = NULL;
+    nn_model *m = NULL;
+    nn_acts *a = NULL;
+    cuda_optim *opt = NULL;
+    cuda_optim_tensor *ts = NULL;
+    float *avg = NULL, *sqr = NULL;
+    int32_t *x = NULL, *y = NULL;
+    nn_config cfg = nn_config_lm(V, 1.0f);
+    cfg.emb = E, cfg.hidden = H, cfg.layers = NL;
+    int n_cuda = 0;
+    if (cuda_device_count(&n_cuda) < 0) {
+        fprintf(stderr, "SKIP: %s\n", err_msg());
+        return 77;
+    }
+    if (nn_backend_cuda_new(&be, dev) || nn_model_new(&m, &cfg, be) ||
+        nn_acts_new(&a, m, B, T, NN_ACTS_DECODER) ||
+        cuda_optim_new(&opt, nn_backend_cuda_ctx(be))) {
+        fprintf(stderr, "bench_lm_gpu: %s\n", err_msg());
+        goto done;
+    }
+    nn_backend_cuda_set_tf32(be, tf32);
+    nn_model_init(m, 1);
+    size_t np = nn_num_params(m);
+    int nt = nn_tensor_count(m);
+    avg = be->alloc(be, np * sizeof(float));
+    sqr = be->alloc(be, np * sizeof(float));
+    ts = calloc((size_t)nt, sizeof *ts);
+    x = malloc((size_t)B * T * sizeof *x);
+    y = malloc((size_t)B * T * sizeof *y);
+    if (!avg || !sqr || !ts || !x || !y) {
+        fprintf(stderr, "bench_lm_gpu: out of memory\n");
+        goto done;
+    }
+    for (int k = 0; k < nt; k++) {
+        const nn_tensor *t = &nn_tensors(m)[k];
+        ts[k] = (cuda_optim_tensor){.offset = t->offset, .n = t->numel, .lr = 1e-3,
+                                    .wd = t->no_wd ? 0.0 : 0.01};
+    }
+    uint32_t s = 12345;
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (int32_t)((s >> 8) % (uint32_t)V);
+        s = s * 1664525u + 1013904223u;
+        y[i] = (int32_t)((s >> 8) % (uint32_t)V);
+    }
+    double t_fwd = 0, t_bwd = 0, t_opt = 0, loss = 0;
+    for (int it = 0; it < warmup + steps; it++) {
+        nn_lm_loss l;
+        nn_backend_cuda_sync(be);
+        double t0 = now();
+        nn_masks_sample(m, a, 99, (uint64_t)it);
+        if (nn_lm_forward(m, a, x, y, B, T, &l)) {
+            fprintf(stderr, "bench_lm_gpu: %s\n", err_msg());
+            goto done;
+        }
+        double t1 = now(); /* forward ends with the loss reductions: the stream is drained */
+        nn_zero_grad(m);
+        nn_lm_backward(m, a);
+        nn_backend_cuda_sync(be);
+        double t2 = now();
+        cuda_optim_clip_grad_norm(opt, nn_grads(m), ts, nt, 0.1);
+        for (int k = 0; k < nt; k++)
+            ts[k].step = it + 1;
+        cuda_optim_adam_step(opt, &(cuda_adam_args){.params = nn_params(m), .grads = nn_grads(m),
+                                                    .avg = avg, .sqr = sqr, .tensors = ts,
+                                                    .count = nt, .mom = 0.9, .sqr_mom = 0.99,
+                                                    .eps = 1e-5});
+        nn_backend_cuda_sync(be);
+        double t3 = now();
+        if (it >= warmup)
+            t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2;
+        loss = l.ce;
+    }
+    double step = (t_fwd + t_bwd + t_opt) / steps;
+    printf("{\"bench\":\"lm_step\",\"backend\":\"cuda\",\"device\":\"%s\",\"tf32\":%d,\"vocab\":%d,"
+           "\"emb\":%d,\"hidden\":%d,\"layers\":%d,\"batch\":%d,\"bptt\":%d,\"steps\":%d,"
+           "\"params\":%zu,\"fwd_ms\":%.3f,\"bwd_ms\":%.3f,\"opt_ms\":%.3f,\"step_ms\":%.3f,"
+           "\"tokens_per_s\":%.1f,\"loss\":%.4f}\n",
+           nn_backend_cuda_ctx(be)->name, tf32, V, E, H, NL, B, T, steps, np,
+           1e3 * t_fwd / steps, 1e3 * t_bwd / steps, 1e3 * t_opt / steps, 1e3 * step,
+           (double)B * T / step, loss);
+    rc = 0;
+done:
+    free(x);
+    free(y);
+    free(ts);
+    cuda_optim_free(opt);
+    if (be) {
+        be->release(be, avg);
+        be->release(be, sqr);
+    }
+    nn_acts_free(m, a);
+    nn_model_free(m);
+    if (be)
+        be->destroy(be);
+    return rc;
+}

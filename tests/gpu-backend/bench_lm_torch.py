@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""bench_lm_torch: the PyTorch peer of bench_lm_gpu - one AWD-LSTM LM training step on CUDA:
+forward (cuDNN LSTMs with weight drop), cross-entropy + AR/TAR, backward, clip_grad_norm_(0.1),
+AdamW (decoupled weight decay, fused), timed the same way (device drained at each boundary).
+Uses fastai's own AWD_LSTM (get_language_model) when fastai imports, else the same model written
+here on nn.LSTM (weight drop through torch.func.functional_call). Prints one JSON line like
+bench_lm_gpu. Exits 77 when torch or a CUDA device is missing."""
+import argparse
+import json
+import sys
+import time
+
+
+def parse():
+    p = argparse.ArgumentParser()
+    for name, default in (("vocab", 60000), ("emb", 400), ("hidden", 1152), ("layers", 3),
+                          ("batch", 64), ("bptt", 72), ("steps", 10), ("warmup", 2)):
+        p.add_argument("--" + name, type=int, default=default)
+    p.add_argument("--tf32", action="store_true", help="TF32 in matmuls and cuDNN (default: FP32)")
+    p.add_argument("--impl", choices=("auto", "fastai", "torch"), default="auto")
+    p.add_argument("--device", default="cuda", help="cpu: only to check this script, tiny sizes")
+    return p.parse_args()
+
+
+# fastai awd_lstm_lm_config dropouts (drop_mult 1), as nn_config_lm(V, 1).
+DROPS = dict(output_p=0.1, hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2)
+
+
+def torch_model(torch, a):
+    nn, F = torch.nn, torch.nn.functional
+
+    def mask(like, shape, p):  # RNNDropout / EmbeddingDropout masks: 0 or 1/(1-p)
+        return like.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
+
+    class WDLSTM(nn.Module):  # one-layer LSTM whose recurrent weight is dropped per forward
+        def __init__(self, i, h, p):
+            super().__init__()
+            self.lstm, self.p = nn.LSTM(i, h, batch_first=True), p
+            self.w_hh_raw = nn.Parameter(self.lstm.weight_hh_l0.detach().clone())
+            self.lstm.weight_hh_l0.requires_grad_(False)
+
+        def forward(self, x, hc):
+            params = dict(self.lstm.named_parameters())
+            params["weight_hh_l0"] = F.dropout(self.w_hh_raw, self.p, self.training)
+            return torch.func.functional_call(self.lstm, params, (x, hc))
+
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            E, H, NL = a.emb, a.hidden, a.layers
+            self.emb = nn.Embedding(a.vocab, E, padding_idx=1)
+            self.rnns = nn.ModuleList(WDLSTM(E if l == 0 else H, E if l == NL - 1 else H,
+                                             DROPS["weight_p"]) for l in range(NL))
+            self.bias = nn.Parameter(torch.zeros(a.vocab))
+            self.hidden = None
+
+        def forward(self, tok):
+            w = self.emb.weight * mask(self.emb.weight, (a.vocab, 1), DROPS["embed_p"])
+            x = F.embedding(tok, w, padding_idx=1)
+            x = x * mask(x, (x.size(0), 1, x.size(2)), DROPS["input_p"])
+            if self.hidden is None:
+                self.hidden = [(x.new_zeros(1, x.size(0), r.lstm.hidden_size),) * 2 for r in self.rnns]
+            new = []
+            for l, r in enumerate(self.rnns):
+                x, hc = r(x, self.hidden[l])
+                new.append(tuple(h.detach() for h in hc))
+                if l != len(self.rnns) - 1:
+                    x = x * mask(x, (x.size(0), 1, x.size(2)), DROPS["hidden_p"])
+            self.hidden = new
+            out = x * mask(x, (x.size(0), 1, x.size(2)), DROPS["output_p"])
+            return F.linear(out, self.emb.weight, self.bias), x, out
+
+    return LM()
+
+
+def fastai_model(a):
+    from fastai.text.models.awdlstm import AWD_LSTM, awd_lstm_lm_config
+    from fastai.text.models.core import get_language_model
+    cfg = dict(awd_lstm_lm_config, emb_sz=a.emb, n_hid=a.hidden, n_layers=a.layers)
+    return get_language_model(AWD_LSTM, a.vocab, config=cfg, drop_mult=1.0)
+
+
+def main():
+    a = parse()
+    try:
+        import torch
+    except ImportError as e:
+        print(f"SKIP: no torch ({e})", file=sys.stderr)
+        return 77
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("SKIP: torch sees no CUDA device", file=sys.stderr)
+        return 77
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    torch.backends.cudnn.allow_tf32 = a.tf32
+    torch.backends.cudnn.benchmark = True
+    impl = a.impl
+    model = None
+    if impl in ("auto", "fastai"):
+        try:
+            model, impl = fastai_model(a), "fastai"
+        except ImportError as e:
+            if impl == "fastai":
+                raise
+            print(f"fastai not importable ({e}); using the nn.LSTM model", file=sys.stderr)
+    if model is None:
+        model, impl = torch_model(torch, a), "torch"
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = model.to(dev).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() > 1]
+    no_decay = [p for p in params if p.dim() <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.99), eps=1e-5,
+                            fused=dev.type == "cuda")
+    g = torch.Generator(device="cpu").manual_seed(12345)
+    x = torch.randint(0, a.vocab, (a.batch, a.bptt), generator=g).to(dev)
+    y = torch.randint(0, a.vocab, (a.batch, a.bptt), generator=g).to(dev)
+    t_fwd = t_bwd = t_opt = 0.0
+    loss_ce = float("nan")
+    for it in range(a.warmup + a.steps):
+        sync()
+        t0 = time.perf_counter()
+        logits, raw, out = model(x)
+        if isinstance(logits, (list, tuple)):
+            logits = logits[-1]
+        raw = raw[-1] if isinstance(raw, (list, tuple)) else raw
+        out = out[-1] if isinstance(out, (list, tuple)) else out
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, a.vocab).float(), y.reshape(-1))
+        loss = ce + 2.0 * out.float().pow(2).mean() + \
+            1.0 * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
+        loss_ce = ce.item()  # the host reads the loss, as kubefit's forward does
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        sync()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(params, 0.1)
+        opt.step()
+        sync()
+        t3 = time.perf_counter()
+        if it >= a.warmup:
+            t_fwd, t_bwd, t_opt = t_fwd + t1 - t0, t_bwd + t2 - t1, t_opt + t3 - t2
+    n = a.steps
+    step = (t_fwd + t_bwd + t_opt) / n
+    print(json.dumps({
+        "bench": "lm_step", "backend": "pytorch-" + impl, "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu", "tf32": int(a.tf32), "vocab": a.vocab,
+        "emb": a.emb, "hidden": a.hidden, "layers": a.layers, "batch": a.batch, "bptt": a.bptt,
+        "steps": n, "params": sum(p.numel() for p in params),
+        "fwd_ms": round(1e3 * t_fwd / n, 3), "bwd_ms": round(1e3 * t_bwd / n, 3),
+        "opt_ms": round(1e3 * t_opt / n, 3), "step_ms": round(1e3 * step, 3),
+        "tokens_per_s": round(a.batch * a.bptt / step, 1), "loss": round(loss_ce, 4)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

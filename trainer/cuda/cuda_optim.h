@@ -1,0 +1,62 @@
+/* cuda_optim: the optimizer's two GPU pieces over one flat parameter array (the model's params
+ * block, with grads, avg and sqr blocks of the same layout): fastai's Adam with decoupled weight
+ * decay in one launch for up to CUDA_OPTIM_MAX_TENSORS tensors, and torch's clip_grad_norm_
+ * (global L2 norm). The schedule, groups, freezing and step counts stay on the host (trainer/train
+ * optim.c); a frozen tensor is simply left out of the list.
+ *   cuda_optim *o; cuda_optim_new(&o, nn_backend_cuda_ctx(be));
+ *   double norm = cuda_optim_clip_grad_norm(o, grads, tensors, n, 0.1);
+ *   cuda_optim_adam_step(o, &(cuda_adam_args){.params = p, .grads = g, .avg = avg, .sqr = sqr,
+ *                                             .tensors = tensors, .count = n, .mom = 0.9,
+ *                                             .sqr_mom = 0.99, .eps = 1e-5});
+ * Per element, as optim.c (fastai.optimizer.Adam):
+ *   p *= 1 - lr*wd;  avg = mom*avg + (1-mom)*g;  sqr = sqr_mom*sqr + (1-sqr_mom)*g*g;
+ *   p -= lr/(1-mom^step) * avg / (sqrt(sqr/(1-sqr_mom^step)) + eps) */
+#ifndef KUBEFIT_CUDA_OPTIM_H
+#define KUBEFIT_CUDA_OPTIM_H
+
+#include <stddef.h>
+
+#include "cuda_ctx.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CUDA_OPTIM_MAX_TENSORS 64 /* per launch; longer lists take more launches */
+
+typedef struct cuda_optim_tensor {
+    size_t offset, n; /* floats from the start of every flat array */
+    double lr;        /* learning rate of the tensor's group */
+    double wd;        /* decoupled weight decay; 0 for no_wd tensors (biases) */
+    double step;      /* the tensor's step count including this update (1 on the first) */
+} cuda_optim_tensor;
+
+typedef struct cuda_adam_args {
+    float *params, *avg, *sqr; /* flat device arrays (avg, sqr zeroed before the first step) */
+    const float *grads;
+    const cuda_optim_tensor *tensors; /* host array */
+    int count;
+    double mom, sqr_mom, eps;
+} cuda_adam_args;
+
+typedef struct cuda_optim cuda_optim;
+
+/* ctx is borrowed (the backend's). Returns 0, KF_ENOMEM or KF_EIO. Caller frees with
+ * cuda_optim_free. */
+int cuda_optim_new(cuda_optim **out, cuda_ctx *ctx);
+void cuda_optim_free(cuda_optim *o);
+
+/* Queues the Adam update of every listed tensor; does not wait. */
+void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a);
+
+/* L2 norm of the listed tensors' gradients (in double); when max_norm > 0 and
+ * max_norm/(norm+1e-6) < 1 the gradients are scaled by that factor on the device. Returns the
+ * norm before clipping (waits for the stream). */
+double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads, const cuda_optim_tensor *tensors,
+                                 int count, double max_norm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
