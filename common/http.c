@@ -162,6 +162,12 @@ static size_t on_body_status(char *p, size_t size, size_t n, void *u)
     return on_body(p, size, n, &x->t);
 }
 
+static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return *(const volatile int *)u ? 1 : 0;
+}
+
 static size_t on_read_file(char *buf, size_t size, size_t n, void *u)
 {
     return fread(buf, 1, size * n, (FILE *)u);
@@ -194,6 +200,11 @@ int http_do(http_client *c, const http_request *req, http_response *resp)
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->low_speed_secs);
     }
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (req->cancel) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)req->cancel);
+    }
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &x.t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body_status);

@@ -37,6 +37,7 @@ typedef struct {
     FILE *sink;                  /* stream a 2xx body into this file instead of memory */
     http_data_fn on_data;        /* or hand the body to this callback */
     void *ctx;
+    const volatile int *cancel;  /* when set and *cancel becomes non-zero, abort (~1 s latency) */
 } http_request;
 
 typedef struct {

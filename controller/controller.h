@@ -1,0 +1,41 @@
+/* controller: informers (TrainingJobs; Pods labelled app.kubernetes.io/managed-by=kubefit) feed
+ * a work queue of job keys; N workers reconcile one key at a time and apply the result: status
+ * through /status (merge patch conditional on resourceVersion; 409 -> re-read and retry), then
+ * Pod deletes/creates, Events and TTL deletion. Progress reports from trainers are kept in
+ * memory and folded into status by the next reconcile. */
+#ifndef KUBEFIT_CONTROLLER_H
+#define KUBEFIT_CONTROLLER_H
+
+#include "kube.h"
+#include "reconcile.h"
+
+typedef struct controller controller;
+
+typedef struct {
+    kube_client *kube;            /* borrowed; outlives the controller */
+    const char *watch_namespace;  /* NULL or "": all namespaces */
+    int workers;                  /* default 2 */
+    reconcile_config reconcile;   /* strings are copied */
+    double resync_s;              /* re-reconcile unfinished jobs this often; default 60 */
+    double queue_base_delay_s, queue_max_delay_s; /* error backoff per key; default 0.05, 60 */
+    long watch_timeout_s;         /* default 300 */
+} controller_options;
+
+controller *controller_new(const controller_options *opt);
+/* Starts informers and workers. Workers reconcile only while leader (see controller_set_leader). */
+int controller_start(controller *c);
+/* Stops workers and informers and waits for them. */
+void controller_stop(controller *c);
+void controller_free(controller *c);
+void controller_set_leader(controller *c, int leader);
+/* Both caches have completed their first list. */
+int controller_ready(controller *c);
+/* A trainer's progress report for job ns/name, run: a JSON object. KF_EINVAL when malformed. */
+int controller_progress(controller *c, const char *ns, const char *name, int run, const char *body, size_t len);
+/* Prometheus text exposition of the controller's metrics. Caller frees. */
+char *controller_metrics(controller *c);
+
+/* JSON merge patch (RFC 7386) turning from into to. Caller decrefs. Exposed for tests. */
+json_t *controller_merge_diff(const json_t *from, const json_t *to);
+
+#endif

@@ -1,0 +1,312 @@
+#include "informer.h"
+
+#include "err.h"
+#include "http.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct informer {
+    informer_options opt;
+    char *collection, *name, *query;
+    pthread_mutex_t mu;
+    json_t *cache;   /* key -> object */
+    char *rv;        /* last seen resourceVersion */
+    int synced;
+    volatile int stop;
+    pthread_t thread;
+    int started;
+    informer_stats stats;
+};
+
+char *informer_key(const json_t *obj)
+{
+    json_t *meta = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    char *k = NULL;
+    if (!name || asprintf(&k, "%s/%s", ns ? ns : "", name) < 0)
+        return NULL;
+    return k;
+}
+
+informer *informer_new(const informer_options *opt)
+{
+    informer *inf = calloc(1, sizeof *inf);
+    if (!inf)
+        return NULL;
+    inf->opt = *opt;
+    inf->collection = strdup(opt->collection);
+    inf->name = strdup(opt->name ? opt->name : opt->collection);
+    inf->cache = json_object();
+    if (opt->label_selector) {
+        char *esc = http_escape(opt->label_selector);
+        if (esc && asprintf(&inf->query, "labelSelector=%s", esc) < 0)
+            inf->query = NULL;
+        free(esc);
+    }
+    if (!inf->collection || !inf->name || !inf->cache || (opt->label_selector && !inf->query)) {
+        informer_free(inf);
+        return NULL;
+    }
+    inf->opt.collection = inf->collection;
+    inf->opt.name = inf->name;
+    if (inf->opt.page_size <= 0)
+        inf->opt.page_size = 500;
+    if (inf->opt.backoff_min_s <= 0)
+        inf->opt.backoff_min_s = 0.2;
+    if (inf->opt.backoff_max_s <= 0)
+        inf->opt.backoff_max_s = 30;
+    pthread_mutex_init(&inf->mu, NULL);
+    return inf;
+}
+
+static void emit(informer *inf, const char *type, const json_t *obj)
+{
+    if (inf->opt.on_event)
+        inf->opt.on_event(inf->opt.ctx, type, obj);
+}
+
+static const char *rv_of(const json_t *obj)
+{
+    return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+}
+
+/* Lists and replaces the cache; emits ADDED/MODIFIED for what is new or changed and DELETED for
+ * what disappeared while we were not watching. */
+static int relist(informer *inf)
+{
+    json_t *items = NULL, *fresh = json_object(), *gone = NULL;
+    char *rv = NULL;
+    int rc = kube_list(inf->opt.kube, inf->collection, inf->query, inf->opt.page_size, &items, &rv);
+    if (rc || !fresh)
+        goto done;
+    size_t i;
+    json_t *obj;
+    json_array_foreach(items, i, obj) {
+        char *k = informer_key(obj);
+        if (k)
+            json_object_set(fresh, k, obj);
+        free(k);
+    }
+    pthread_mutex_lock(&inf->mu);
+    json_t *old = inf->cache;
+    inf->cache = fresh;
+    json_incref(fresh);
+    free(inf->rv);
+    inf->rv = rv;
+    rv = NULL;
+    inf->synced = 1;
+    inf->stats.relists++;
+    pthread_mutex_unlock(&inf->mu);
+    /* Events outside the lock: handlers may call informer_get. */
+    const char *k;
+    json_object_foreach(fresh, k, obj) {
+        json_t *prev = json_object_get(old, k);
+        const char *a = rv_of(prev), *b = rv_of(obj);
+        if (!prev)
+            emit(inf, "ADDED", obj);
+        else if (!a || !b || strcmp(a, b) != 0)
+            emit(inf, "MODIFIED", obj);
+    }
+    gone = old;
+    json_object_foreach(gone, k, obj) {
+        if (!json_object_get(fresh, k))
+            emit(inf, "DELETED", obj);
+    }
+    log_info("informer", "listed", "{s:s,s:i,s:s}", "resource", inf->name, "items", (int)json_array_size(items),
+             "rv", inf->rv ? inf->rv : "");
+done:
+    json_decref(gone);
+    json_decref(fresh);
+    json_decref(items);
+    free(rv);
+    return rc;
+}
+
+static int on_watch_event(void *ctx, const char *type, json_t *obj)
+{
+    informer *inf = ctx;
+    const char *rv = rv_of(obj);
+    pthread_mutex_lock(&inf->mu);
+    inf->stats.events++;
+    if (rv) {
+        char *r = strdup(rv);
+        if (r) {
+            free(inf->rv);
+            inf->rv = r;
+        }
+    }
+    if (strcmp(type, "BOOKMARK") == 0) {
+        pthread_mutex_unlock(&inf->mu);
+        return inf->stop;
+    }
+    char *k = informer_key(obj);
+    if (k) {
+        if (strcmp(type, "DELETED") == 0)
+            json_object_del(inf->cache, k);
+        else
+            json_object_set(inf->cache, k, obj);
+    }
+    pthread_mutex_unlock(&inf->mu);
+    free(k);
+    emit(inf, type, obj);
+    return inf->stop;
+}
+
+static void count_error(informer *inf)
+{
+    pthread_mutex_lock(&inf->mu);
+    inf->stats.errors++;
+    pthread_mutex_unlock(&inf->mu);
+}
+
+/* Sleeps up to secs, waking early on stop. */
+static void nap(informer *inf, double secs)
+{
+    for (double t = 0; t < secs && !inf->stop; t += 0.05) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *run(void *u)
+{
+    informer *inf = u;
+    double backoff = inf->opt.backoff_min_s;
+    int need_list = 1;
+    while (!inf->stop) {
+        if (need_list) {
+            int rc = relist(inf);
+            if (rc && inf->stop)
+                break;
+            if (rc) {
+                count_error(inf);
+                log_warn("informer", "list failed", "{s:s,s:s,s:f}", "resource", inf->name, "error", err_msg(),
+                         "retryIn", backoff);
+                nap(inf, backoff);
+                backoff = backoff * 2 > inf->opt.backoff_max_s ? inf->opt.backoff_max_s : backoff * 2;
+                continue;
+            }
+            need_list = 0;
+            backoff = inf->opt.backoff_min_s;
+        }
+        pthread_mutex_lock(&inf->mu);
+        char *rv = inf->rv ? strdup(inf->rv) : NULL;
+        pthread_mutex_unlock(&inf->mu);
+        kube_watch_opts wo = {.collection = inf->collection, .query = inf->query, .resource_version = rv,
+                              .timeout_seconds = inf->opt.watch_timeout_s, .on_event = on_watch_event,
+                              .ctx = inf, .cancel = &inf->stop};
+        double started = (double)time(NULL);
+        int rc = kube_watch(inf->opt.kube, &wo);
+        free(rv);
+        if (inf->stop)
+            break;
+        pthread_mutex_lock(&inf->mu);
+        inf->stats.watch_restarts++;
+        pthread_mutex_unlock(&inf->mu);
+        if (rc == KF_EGONE) {
+            log_info("informer", "watch expired, relisting", "{s:s,s:s}", "resource", inf->name, "reason", err_msg());
+            need_list = 1;
+            continue;
+        }
+        if (rc) {
+            count_error(inf);
+            if ((double)time(NULL) - started > 10)
+                backoff = inf->opt.backoff_min_s; /* it worked for a while: start small again */
+            log_warn("informer", "watch failed, reconnecting", "{s:s,s:s,s:f}", "resource", inf->name, "error",
+                     err_msg(), "retryIn", backoff);
+            nap(inf, backoff);
+            backoff = backoff * 2 > inf->opt.backoff_max_s ? inf->opt.backoff_max_s : backoff * 2;
+            if (rc == KF_EINVAL)
+                need_list = 1; /* a corrupt stream: trust nothing we had */
+            continue;
+        }
+        backoff = inf->opt.backoff_min_s; /* the server closed a healthy watch: resume at once */
+    }
+    return NULL;
+}
+
+int informer_start(informer *inf)
+{
+    if (pthread_create(&inf->thread, NULL, run, inf) != 0)
+        return err_set(KF_EIO, "informer %s: cannot start thread", inf->name);
+    inf->started = 1;
+    return KF_OK;
+}
+
+void informer_stop(informer *inf)
+{
+    if (!inf || !inf->started)
+        return;
+    inf->stop = 1;
+    pthread_join(inf->thread, NULL);
+    inf->started = 0;
+}
+
+void informer_free(informer *inf)
+{
+    if (!inf)
+        return;
+    informer_stop(inf);
+    json_decref(inf->cache);
+    free(inf->collection), free(inf->name), free(inf->query), free(inf->rv);
+    pthread_mutex_destroy(&inf->mu);
+    free(inf);
+}
+
+int informer_synced(informer *inf)
+{
+    pthread_mutex_lock(&inf->mu);
+    int s = inf->synced;
+    pthread_mutex_unlock(&inf->mu);
+    return s;
+}
+
+json_t *informer_get(informer *inf, const char *ns, const char *name)
+{
+    char *k = NULL;
+    if (asprintf(&k, "%s/%s", ns ? ns : "", name) < 0)
+        return NULL;
+    pthread_mutex_lock(&inf->mu);
+    json_t *o = json_incref(json_object_get(inf->cache, k));
+    pthread_mutex_unlock(&inf->mu);
+    free(k);
+    return o;
+}
+
+json_t *informer_list(informer *inf, const char *ns, const char *label_key, const char *label_value)
+{
+    json_t *out = json_array();
+    if (!out)
+        return NULL;
+    pthread_mutex_lock(&inf->mu);
+    const char *k;
+    json_t *obj;
+    json_object_foreach(inf->cache, k, obj) {
+        json_t *meta = json_object_get(obj, "metadata");
+        const char *ons = json_string_value(json_object_get(meta, "namespace"));
+        if (ns && (!ons || strcmp(ns, ons) != 0))
+            continue;
+        if (label_key) {
+            const char *v = json_string_value(json_object_get(json_object_get(meta, "labels"), label_key));
+            if (!v || !label_value || strcmp(v, label_value) != 0)
+                continue;
+        }
+        json_array_append(out, obj);
+    }
+    pthread_mutex_unlock(&inf->mu);
+    return out;
+}
+
+informer_stats informer_get_stats(informer *inf)
+{
+    pthread_mutex_lock(&inf->mu);
+    informer_stats s = inf->stats;
+    pthread_mutex_unlock(&inf->mu);
+    return s;
+}

@@ -1,0 +1,49 @@
+/* informer: list + watch one resource collection into a cache keyed "namespace/name".
+ * A thread lists (paginated), then watches from the list's resourceVersion with bookmarks;
+ * on 410 Gone (HTTP status or ERROR event) it relists and reports the difference, on other
+ * errors it reconnects with exponential backoff. Handlers only see events; cached objects are
+ * shared read-only (never modify them). */
+#ifndef KUBEFIT_INFORMER_H
+#define KUBEFIT_INFORMER_H
+
+#include "kube.h"
+
+typedef struct informer informer;
+
+/* type: ADDED, MODIFIED, DELETED. obj is borrowed for the call. */
+typedef void (*informer_handler)(void *ctx, const char *type, const json_t *obj);
+
+typedef struct {
+    kube_client *kube;
+    const char *name;           /* for logs and metrics: "trainingjobs", "pods" */
+    const char *collection;     /* "/apis/kubefit.dev/v1alpha1/trainingjobs" */
+    const char *label_selector; /* or NULL */
+    long page_size;             /* list limit; 0: 500 */
+    long watch_timeout_s;       /* 0: 300 */
+    double backoff_min_s, backoff_max_s; /* reconnect backoff; 0: 0.2 and 30 */
+    informer_handler on_event;
+    void *ctx;
+} informer_options;
+
+typedef struct {
+    long relists, watch_restarts, events, errors;
+} informer_stats;
+
+informer *informer_new(const informer_options *opt);
+int informer_start(informer *inf);
+/* Stops the thread (cancels the watch within about a second) and joins it. */
+void informer_stop(informer *inf);
+void informer_free(informer *inf);
+/* True after the first complete list. */
+int informer_synced(informer *inf);
+/* A new reference to the cached object, or NULL. Caller decrefs; must not modify it. */
+json_t *informer_get(informer *inf, const char *ns, const char *name);
+/* A new array of references to every cached object whose label key equals value (both NULL:
+ * all). Caller decrefs. */
+json_t *informer_list(informer *inf, const char *ns, const char *label_key, const char *label_value);
+informer_stats informer_get_stats(informer *inf);
+
+/* "namespace/name" of an object; caller frees. */
+char *informer_key(const json_t *obj);
+
+#endif

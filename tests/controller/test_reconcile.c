@@ -1,0 +1,567 @@
+/* reconcile as a table of situations -> expected actions and status. Pure: no server needed. */
+#include "kubetime.h"
+#include "reconcile.h"
+#include "test.h"
+
+#define T0 1790000000.0 /* a fixed "now" */
+
+static const reconcile_config CFG = {.default_image = "img:1", .progress_base_url = "http://ctl:8080",
+                                     .backoff_base_s = 10, .backoff_max_s = 600};
+
+static json_t *job_new(const char *spec_extra)
+{
+    json_t *job = json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:i,s:s},s:{s:s,s:i,s:{s:s},s:{s:i,s:s,s:b},s:s}}",
+                            "apiVersion", "kubefit.dev/v1alpha1", "kind", "TrainingJob", "metadata", "name", "tj",
+                            "namespace", "ns", "uid", "uid-1", "generation", 1, "resourceVersion", "100", "spec",
+                            "language", "fr", "epochs", 10, "storage", "bucket", "gs://b", "resources", "gpus", 1,
+                            "acceleratorType", "nvidia-h100-80gb", "spot", 1, "serviceAccountName", "trainer-sa");
+    if (spec_extra) {
+        json_t *extra = json_loads(spec_extra, 0, NULL);
+        if (!extra) {
+            fprintf(stderr, "bad fixture %s\n", spec_extra);
+            exit(1);
+        }
+        json_object_update(json_object_get(job, "spec"), extra);
+        json_decref(extra);
+    }
+    return job;
+}
+
+/* The job as the server holds it after the result's status was written. */
+static void adopt(json_t *job, const reconcile_result *r)
+{
+    if (r->status)
+        json_object_set(job, "status", r->status);
+}
+
+static json_t *pod_of(const json_t *created, const char *phase)
+{
+    json_t *pod = json_deep_copy(created);
+    json_object_set_new(pod, "status", json_pack("{s:s}", "phase", phase));
+    return pod;
+}
+
+static void terminate(json_t *pod, int code, const char *message, const char *finished)
+{
+    json_t *term = json_pack("{s:i,s:s}", "exitCode", code, "finishedAt", finished);
+    if (message)
+        json_object_set_new(term, "message", json_string(message));
+    json_object_set_new(json_object_get(pod, "status"), "containerStatuses",
+                        json_pack("[{s:s,s:{s:o}}]", "name", "trainer", "state", "terminated", term));
+}
+
+static int run(reconcile_result *r, const json_t *job, const json_t *pods, const json_t *progress, double now)
+{
+    json_t *empty = json_array();
+    reconcile_input in = {.job = job, .pods = pods ? pods : empty, .progress = progress, .now = now, .cfg = &CFG};
+    int rc = reconcile(r, &in);
+    json_decref(empty);
+    return rc;
+}
+
+static const char *sget(const json_t *o, const char *path)
+{
+    /* "a.b.0.c" lookups; numbers index arrays. */
+    const json_t *cur = o;
+    while (cur && *path) {
+        size_t n = strcspn(path, ".");
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)n, path);
+        cur = json_is_array(cur) ? json_array_get(cur, (size_t)atoi(key)) : json_object_get(cur, key);
+        path += n + (path[n] == '.');
+    }
+    return json_string_value(cur);
+}
+
+static json_int_t iget(const json_t *o, const char *key) { return json_integer_value(json_object_get(o, key)); }
+
+static const char *cond(const json_t *st, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(st, "conditions"), i, c) {
+        if (!strcmp(json_string_value(json_object_get(c, "type")), type))
+            return json_string_value(json_object_get(c, "status"));
+    }
+    return NULL;
+}
+
+static int has_arg_pair(const json_t *pod, const char *flag, const char *value)
+{
+    const json_t *args = json_object_get(json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0), "args");
+    for (size_t i = 0; i + 1 < json_array_size(args); i++)
+        if (!strcmp(json_string_value(json_array_get(args, i)), flag))
+            return !strcmp(json_string_value(json_array_get(args, i + 1)), value);
+    return 0;
+}
+
+static const char *event_reason(const reconcile_result *r, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(r->events, i), "reason"));
+}
+
+/* First visit -> run 1, attempt 1: the Pod as docs/contract.md wires it. Then idempotence. */
+static void test_first_visit_and_pod(void)
+{
+    json_t *job = job_new("{\"batchSize\":32,\"learningRate\":\"2e-3\",\"env\":[{\"name\":\"A\",\"value\":\"b\"}],"
+                          "\"args\":[\"--seed\",\"7\"]}");
+    reconcile_result r;
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK(r.status != NULL);
+    CHECK_EQ_STR("Pending", sget(r.status, "phase"));
+    CHECK_EQ_INT(1, iget(r.status, "currentRun"));
+    CHECK_EQ_INT(1, iget(r.status, "attempts"));
+    CHECK_EQ_INT(1, iget(r.status, "observedGeneration"));
+    CHECK_EQ_STR("tj-1-1", sget(r.status, "podName"));
+    CHECK_EQ_STR("False", cond(r.status, "Running"));
+    CHECK_EQ_STR("False", cond(r.status, "Succeeded"));
+    CHECK_EQ_STR("False", cond(r.status, "Failed"));
+    CHECK_EQ_STR("False", cond(r.status, "Suspended"));
+    CHECK_EQ_INT(1, json_array_size(json_object_get(r.status, "runs")));
+    const json_t *pod = r.create_pod;
+    CHECK(pod != NULL);
+    CHECK_EQ_STR("tj-1-1", sget(pod, "metadata.name"));
+    CHECK_EQ_STR("ns", sget(pod, "metadata.namespace"));
+    const json_t *labels = json_object_get(json_object_get(pod, "metadata"), "labels");
+    CHECK_EQ_STR("kubefit", json_string_value(json_object_get(labels, "app.kubernetes.io/managed-by")));
+    CHECK_EQ_STR("tj", json_string_value(json_object_get(labels, "kubefit.dev/job")));
+    CHECK_EQ_STR("1", json_string_value(json_object_get(labels, "kubefit.dev/run")));
+    CHECK_EQ_STR("uid-1", sget(pod, "metadata.ownerReferences.0.uid"));
+    CHECK(json_is_true(json_object_get(json_array_get(json_object_get(json_object_get(pod, "metadata"), "ownerReferences"), 0), "controller")));
+    const json_t *spec = json_object_get(pod, "spec");
+    CHECK_EQ_STR("Never", sget(spec, "restartPolicy"));
+    CHECK_EQ_STR("trainer-sa", sget(spec, "serviceAccountName"));
+    const json_t *sel = json_object_get(spec, "nodeSelector");
+    CHECK_EQ_STR("nvidia-h100-80gb", json_string_value(json_object_get(sel, "cloud.google.com/gke-accelerator")));
+    CHECK_EQ_STR("true", json_string_value(json_object_get(sel, "cloud.google.com/gke-spot")));
+    int spot_tol = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(spec, "tolerations"), i, t) spot_tol |= !strcmp(sget(t, "key"), "cloud.google.com/gke-spot");
+    CHECK(spot_tol);
+    const json_t *c = json_array_get(json_object_get(spec, "containers"), 0);
+    CHECK_EQ_STR("img:1", sget(c, "image"));
+    CHECK_EQ_STR("kubefit-trainer", sget(c, "command.0"));
+    CHECK_EQ_STR("train", sget(c, "args.0"));
+    CHECK_EQ_STR("1", json_string_value(json_object_get(json_object_get(json_object_get(c, "resources"), "limits"), "nvidia.com/gpu")));
+    CHECK_EQ_STR("/dev/termination-log", sget(c, "terminationMessagePath"));
+    CHECK_EQ_STR("FallbackToLogsOnError", sget(c, "terminationMessagePolicy"));
+    CHECK_EQ_STR("ALL", sget(c, "securityContext.capabilities.drop.0"));
+    CHECK(json_is_false(json_object_get(json_object_get(c, "securityContext"), "allowPrivilegeEscalation")));
+    CHECK(has_arg_pair(pod, "--lang", "fr"));
+    CHECK(has_arg_pair(pod, "--epochs", "10"));
+    CHECK(has_arg_pair(pod, "--bucket-name", "gs://b"));
+    CHECK(has_arg_pair(pod, "--model-dir", "models"));
+    CHECK(has_arg_pair(pod, "--job", "tj"));
+    CHECK(has_arg_pair(pod, "--run", "1"));
+    CHECK(has_arg_pair(pod, "--batch-size", "32"));
+    CHECK(has_arg_pair(pod, "--lr", "2e-3"));
+    CHECK(has_arg_pair(pod, "--progress-url", "http://ctl:8080/progress/ns/tj/1"));
+    CHECK(has_arg_pair(pod, "--seed", "7"));
+    CHECK_EQ_STR("A", sget(c, "env.0.name"));
+
+    /* The Pod exists but is Pending; then nothing changes: no write, no create. */
+    adopt(job, &r);
+    json_t *pods = json_pack("[o]", pod_of(r.create_pod, "Pending"));
+    reconcile_result r2, r3;
+    CHECK_EQ_INT(0, run(&r2, job, pods, NULL, T0 + 1));
+    CHECK(r2.create_pod == NULL);
+    adopt(job, &r2);
+    CHECK_EQ_INT(0, run(&r3, job, pods, NULL, T0 + 2));
+    CHECK(r3.status == NULL);
+    CHECK(r3.create_pod == NULL);
+    CHECK_EQ_INT(0, json_array_size(r3.delete_pods));
+    CHECK_EQ_INT(0, json_array_size(r3.events));
+
+    /* The Pod is not in the cache (deleted, or not seen yet): the same name is created again. */
+    reconcile_result r4;
+    CHECK_EQ_INT(0, run(&r4, job, NULL, NULL, T0 + 3));
+    CHECK_EQ_STR("tj-1-1", sget(r4.create_pod, "metadata.name"));
+    reconcile_result_dispose(&r), reconcile_result_dispose(&r2), reconcile_result_dispose(&r3);
+    reconcile_result_dispose(&r4);
+    json_decref(pods);
+    json_decref(job);
+}
+
+/* Runs the job to attempt 1 created; returns the job (status adopted) and the created Pod. */
+static json_t *started(const char *spec_extra, json_t **pod)
+{
+    json_t *job = job_new(spec_extra);
+    reconcile_result r;
+    run(&r, job, NULL, NULL, T0);
+    adopt(job, &r);
+    *pod = json_incref(r.create_pod);
+    reconcile_result_dispose(&r);
+    return job;
+}
+
+static void test_running_and_success(void)
+{
+    json_t *created, *job = started(NULL, &created);
+    json_t *pod = pod_of(created, "Running"), *pods = json_pack("[O]", pod);
+    json_t *progress = json_pack("{s:i,s:s,s:i,s:f}", "run", 1, "stage", "classifier", "epoch", 3, "percent", 30.0);
+    reconcile_result r;
+    CHECK_EQ_INT(0, run(&r, job, pods, progress, T0 + 5));
+    CHECK_EQ_STR("Running", sget(r.status, "phase"));
+    CHECK_EQ_STR("True", cond(r.status, "Running"));
+    CHECK(sget(r.status, "startTime") != NULL);
+    CHECK_EQ_STR("classifier", sget(r.status, "progress.stage"));
+    CHECK(json_object_get(json_object_get(r.status, "progress"), "run") == NULL);
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    /* Progress from another run is ignored. */
+    json_t *other = json_pack("{s:i,s:s}", "run", 7, "stage", "pretrain");
+    CHECK_EQ_INT(0, run(&r, job, pods, other, T0 + 6));
+    CHECK(r.status == NULL);
+    reconcile_result_dispose(&r);
+
+    /* Success: the termination message becomes metrics, URIs, completionTime, an Event. */
+    json_object_set_new(json_object_get(pod, "status"), "phase", json_string("Succeeded"));
+    terminate(pod, 0,
+              "{\"version\":1,\"phase\":\"Succeeded\",\"stage\":\"classifier\",\"epochs\":10,"
+              "\"metrics\":{\"accuracy\":0.91,\"microF1\":0.83,\"macroF1\":0.61,\"loss\":0.12,\"validLoss\":0.15},"
+              "\"labels\":[{\"name\":\"role::program\",\"f1\":0.9,\"precision\":0.9,\"recall\":0.9,\"support\":120}],"
+              "\"modelURI\":\"gs://b/models/fr/tj/1/model.safetensors\",\"metricsURI\":\"gs://b/models/fr/tj/1/metrics.json\","
+              "\"trainSeconds\":812.4}",
+              "2026-09-21T10:00:00Z");
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 20));
+    CHECK_EQ_STR("Succeeded", sget(r.status, "phase"));
+    CHECK_EQ_STR("True", cond(r.status, "Succeeded"));
+    CHECK_EQ_STR("False", cond(r.status, "Running"));
+    CHECK_EQ_STR("False", cond(r.status, "Failed"));
+    CHECK_NEAR(0.91, json_real_value(json_object_get(json_object_get(r.status, "metrics"), "accuracy")), 0, 0);
+    CHECK_NEAR(0.61, json_real_value(json_object_get(json_object_get(r.status, "metrics"), "macroF1")), 0, 0);
+    CHECK_NEAR(812.4, json_real_value(json_object_get(json_object_get(r.status, "metrics"), "trainSeconds")), 0, 0);
+    CHECK_EQ_STR("role::program", sget(r.status, "metrics.labels.0.name"));
+    CHECK_EQ_STR("gs://b/models/fr/tj/1/model.safetensors", sget(r.status, "modelURI"));
+    CHECK_EQ_STR("gs://b/models/fr/tj/1/metrics.json", sget(r.status, "metricsURI"));
+    CHECK_EQ_STR("2026-09-21T10:00:00Z", sget(r.status, "completionTime"));
+    CHECK_EQ_STR("Succeeded", sget(r.status, "runs.0.phase"));
+    CHECK_NEAR(0.91, json_real_value(json_object_get(json_array_get(json_object_get(r.status, "runs"), 0), "accuracy")), 0, 0);
+    CHECK_EQ_INT(1, json_array_size(r.events));
+    CHECK_EQ_STR("Succeeded", event_reason(&r, 0));
+    CHECK(r.create_pod == NULL);
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    /* Finished and no TTL: nothing more to do, ever. */
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 1000));
+    CHECK(r.status == NULL && r.create_pod == NULL && !r.delete_job && r.requeue_after == 0);
+    reconcile_result_dispose(&r);
+    json_decref(progress), json_decref(other), json_decref(pod), json_decref(pods), json_decref(created);
+    json_decref(job);
+}
+
+static void test_failures_and_retries(void)
+{
+    json_t *created, *job = started("{\"backoffLimit\":1}", &created);
+    char fin[32];
+    kube_time_format(T0 + 10, 0, fin);
+    json_t *pod = pod_of(created, "Failed"), *pods = json_pack("[O]", pod);
+    terminate(pod, 1, "{\"version\":1,\"phase\":\"Failed\",\"reason\":\"Crash\",\"message\":\"segfault in lstm\"}", fin);
+    reconcile_result r;
+    /* First failure: counted, retry after backoff (10 s from finishedAt), no Pod yet. */
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 12));
+    CHECK_EQ_INT(1, iget(r.status, "failures"));
+    CHECK_EQ_STR("Pending", sget(r.status, "phase"));
+    CHECK_EQ_STR("Retrying", sget(r.status, "reason"));
+    CHECK(strstr(sget(r.status, "message"), "segfault in lstm") != NULL);
+    CHECK(r.create_pod == NULL);
+    CHECK_NEAR(8, r.requeue_after, 1.01, 0);
+    CHECK_EQ_STR("AttemptFailed", event_reason(&r, 0));
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    /* Seen again before the time: not counted twice. */
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 15));
+    CHECK(r.status == NULL && r.create_pod == NULL);
+    reconcile_result_dispose(&r);
+    /* After the backoff: attempt 2. */
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 21));
+    CHECK_EQ_STR("tj-1-2", sget(r.create_pod, "metadata.name"));
+    CHECK_EQ_INT(2, iget(r.status, "attempts"));
+    CHECK_EQ_INT(1, iget(r.status, "failures"));
+    adopt(job, &r);
+    json_t *pod2 = pod_of(r.create_pod, "Failed");
+    reconcile_result_dispose(&r);
+    /* Attempt 2 preempted: does not count, attempt 3 at once. */
+    json_object_set_new(json_object_get(pod2, "status"), "conditions",
+                        json_pack("[{s:s,s:s,s:s}]", "type", "DisruptionTarget", "status", "True", "reason",
+                                  "PreemptionByScheduler"));
+    terminate(pod2, 137, NULL, fin);
+    json_array_append(pods, pod2);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 30));
+    CHECK_EQ_INT(1, iget(r.status, "failures"));
+    CHECK_EQ_INT(3, iget(r.status, "attempts"));
+    CHECK_EQ_STR("tj-1-3", sget(r.create_pod, "metadata.name"));
+    CHECK_EQ_STR("Preempted", event_reason(&r, 0));
+    adopt(job, &r);
+    json_t *pod3 = pod_of(r.create_pod, "Failed");
+    reconcile_result_dispose(&r);
+    /* Attempt 3 fails: 2 failures > backoffLimit 1 -> Failed. */
+    terminate(pod3, 3, "storage unavailable", fin);
+    json_array_append(pods, pod3);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("BackoffLimitExceeded", sget(r.status, "reason"));
+    CHECK_EQ_STR("True", cond(r.status, "Failed"));
+    CHECK(strstr(sget(r.status, "message"), "storage unavailable") != NULL);
+    CHECK(r.create_pod == NULL);
+    reconcile_result_dispose(&r);
+    json_decref(pod), json_decref(pod2), json_decref(pod3), json_decref(pods), json_decref(created);
+    json_decref(job);
+
+    /* Exit code 2 is bad input: Failed at once, no retry. Evicted by status reason also counts as disruption. */
+    job = started(NULL, &created);
+    pod = pod_of(created, "Failed");
+    terminate(pod, 2, "{\"version\":1,\"phase\":\"Failed\",\"reason\":\"BadInput\",\"message\":\"train.csv: row 3: no label\"}", fin);
+    pods = json_pack("[O]", pod);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("BadInput", sget(r.status, "reason"));
+    CHECK(strstr(sget(r.status, "message"), "row 3: no label") != NULL);
+    CHECK(r.create_pod == NULL);
+    reconcile_result_dispose(&r);
+    json_object_set_new(json_object_get(pod, "status"), "reason", json_string("Evicted"));
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_INT(0, iget(r.status, "failures"));
+    CHECK_EQ_STR("tj-1-2", sget(r.create_pod, "metadata.name"));
+    reconcile_result_dispose(&r);
+    json_decref(pod), json_decref(pods), json_decref(created), json_decref(job);
+}
+
+static void test_deadline_suspend_ttl(void)
+{
+    json_t *created, *job = started("{\"activeDeadlineSeconds\":60}", &created);
+    CHECK(json_integer_value(json_object_get(json_object_get(created, "spec"), "activeDeadlineSeconds")) >= 60);
+    json_t *pods = json_pack("[o]", pod_of(created, "Running"));
+    reconcile_result r;
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 30));
+    CHECK_NEAR(30, r.requeue_after, 1, 0);
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 61));
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("DeadlineExceeded", sget(r.status, "reason"));
+    CHECK_EQ_INT(1, json_array_size(r.delete_pods));
+    CHECK_EQ_STR("tj-1-1", json_string_value(json_array_get(r.delete_pods, 0)));
+    reconcile_result_dispose(&r);
+    json_decref(pods), json_decref(created), json_decref(job);
+
+    /* Suspend deletes the running Pod; resuming creates a new attempt. Not a new run. */
+    job = started(NULL, &created);
+    pods = json_pack("[o]", pod_of(created, "Running"));
+    json_object_set_new(json_object_get(job, "spec"), "suspend", json_true());
+    json_object_set_new(json_object_get(job, "metadata"), "generation", json_integer(2));
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK_EQ_STR("Suspended", sget(r.status, "phase"));
+    CHECK_EQ_STR("True", cond(r.status, "Suspended"));
+    CHECK_EQ_INT(1, iget(r.status, "currentRun"));
+    CHECK_EQ_INT(1, json_array_size(r.delete_pods));
+    CHECK_EQ_INT(2, iget(r.status, "observedGeneration"));
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    json_object_set_new(json_object_get(job, "spec"), "suspend", json_false());
+    json_object_set_new(json_object_get(job, "metadata"), "generation", json_integer(3));
+    json_object_set_new(json_object_get(json_array_get(pods, 0), "metadata"), "deletionTimestamp",
+                        json_string("2026-01-01T00:00:00Z"));
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 9));
+    CHECK_EQ_STR("False", cond(r.status, "Suspended"));
+    CHECK_EQ_INT(1, iget(r.status, "currentRun"));
+    CHECK_EQ_STR("tj-1-2", sget(r.create_pod, "metadata.name"));
+    CHECK_EQ_INT(0, json_array_size(r.delete_pods)); /* already being deleted */
+    reconcile_result_dispose(&r);
+    json_decref(pods), json_decref(created), json_decref(job);
+
+    /* TTL after finishing: requeue until it passes, then delete the job. */
+    job = started("{\"ttlSecondsAfterFinished\":50}", &created);
+    json_t *st = json_object_get(job, "status");
+    json_object_set_new(st, "phase", json_string("Succeeded"));
+    char ts[32];
+    json_object_set_new(st, "completionTime", json_string(kube_time_format(T0 + 100, 0, ts)));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 120));
+    CHECK(!r.delete_job);
+    CHECK_NEAR(30, r.requeue_after, 0.01, 0);
+    reconcile_result_dispose(&r);
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 151));
+    CHECK(r.delete_job);
+    reconcile_result_dispose(&r);
+    json_decref(created), json_decref(job);
+}
+
+static void test_new_runs(void)
+{
+    json_t *created, *job = started("{\"runsHistoryLimit\":2}", &created);
+    json_t *pods = json_pack("[o]", pod_of(created, "Running"));
+    reconcile_result r;
+    /* A spec change that matters (epochs) -> run 2; the running Pod of run 1 is deleted. */
+    json_object_set_new(json_object_get(job, "spec"), "epochs", json_integer(20));
+    json_object_set_new(json_object_get(job, "metadata"), "generation", json_integer(2));
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK_EQ_INT(2, iget(r.status, "currentRun"));
+    CHECK_EQ_STR("tj-2-1", sget(r.create_pod, "metadata.name"));
+    CHECK(has_arg_pair(r.create_pod, "--epochs", "20"));
+    CHECK_EQ_INT(1, json_array_size(r.delete_pods));
+    CHECK_EQ_STR("Superseded", sget(r.status, "runs.0.reason"));
+    CHECK_EQ_STR("NewRun", event_reason(&r, 0));
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    /* A change that does not (backoffLimit) -> same run. */
+    json_object_set_new(json_object_get(job, "spec"), "backoffLimit", json_integer(5));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 6));
+    CHECK_EQ_INT(2, iget(r.status ? r.status : json_object_get(job, "status"), "currentRun"));
+    CHECK(r.create_pod == NULL || !strcmp(sget(r.create_pod, "metadata.name"), "tj-2-1"));
+    reconcile_result_dispose(&r);
+    /* The retrain annotation -> run 3; history keeps the newest 2. */
+    json_object_set_new(json_object_get(job, "metadata"), "annotations", json_pack("{s:s}", "kubefit.dev/retrain", "monday"));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 7));
+    CHECK_EQ_INT(3, iget(r.status, "currentRun"));
+    CHECK_EQ_STR("monday", sget(r.status, "retrain"));
+    CHECK_EQ_INT(2, json_array_size(json_object_get(r.status, "runs")));
+    CHECK_EQ_INT(2, iget(json_array_get(json_object_get(r.status, "runs"), 0), "run"));
+    CHECK_EQ_STR("tj-3-1", sget(r.create_pod, "metadata.name"));
+    reconcile_result_dispose(&r);
+    json_decref(pods), json_decref(created), json_decref(job);
+
+    /* A schema that prunes status.specHash: the run's history entry still carries it. */
+    job = started(NULL, &created);
+    json_object_del(json_object_get(job, "status"), "specHash");
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 1));
+    CHECK(r.status == NULL || iget(r.status, "currentRun") == 1);
+    reconcile_result_dispose(&r);
+    json_object_set_new(json_object_get(job, "spec"), "epochs", json_integer(30));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 2));
+    CHECK_EQ_INT(2, iget(r.status, "currentRun"));
+    reconcile_result_dispose(&r);
+    json_decref(created), json_decref(job);
+}
+
+static void test_odd_inputs(void)
+{
+    reconcile_result r;
+    /* A stale status (attempts 1) but attempt 2's Pod exists: adopt it, create nothing. */
+    json_t *created, *job = started(NULL, &created);
+    json_t *p2 = pod_of(created, "Running");
+    json_object_set_new(json_object_get(p2, "metadata"), "name", json_string("tj-1-2"));
+    json_object_set_new(json_object_get(json_object_get(p2, "metadata"), "labels"), "kubefit.dev/attempt", json_string("2"));
+    /* A Pod with our labels but another owner (an older job of the same name) is ignored. */
+    json_t *foreign = pod_of(created, "Running");
+    json_object_set_new(json_array_get(json_object_get(json_object_get(foreign, "metadata"), "ownerReferences"), 0),
+                        "uid", json_string("someone-else"));
+    json_object_set_new(json_object_get(json_object_get(foreign, "metadata"), "labels"), "kubefit.dev/attempt", json_string("9"));
+    json_t *pods = json_pack("[o,o]", p2, foreign);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK(r.create_pod == NULL);
+    CHECK_EQ_INT(2, iget(r.status, "attempts"));
+    CHECK_EQ_STR("tj-1-2", sget(r.status, "podName"));
+    CHECK_EQ_STR("Running", sget(r.status, "phase"));
+    CHECK_EQ_INT(0, json_array_size(r.delete_pods));
+    reconcile_result_dispose(&r);
+    json_decref(pods), json_decref(created), json_decref(job);
+
+    /* The API server refused the Pod: Failed/PodRejected with its message, no retry loop. */
+    job = job_new(NULL);
+    json_t *none = json_array();
+    reconcile_input rin = {.job = job, .pods = none, .now = T0, .cfg = &CFG,
+                           .pod_error = "POST /api/v1/namespaces/ns/pods: HTTP 422: spec.containers[0].image: Invalid value"};
+    CHECK_EQ_INT(0, reconcile(&r, &rin));
+    CHECK(r.create_pod == NULL);
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("PodRejected", sget(r.status, "reason"));
+    CHECK(strstr(sget(r.status, "message"), "image: Invalid value") != NULL);
+    CHECK_EQ_STR("True", cond(r.status, "Failed"));
+    reconcile_result_dispose(&r);
+    json_decref(none), json_decref(job);
+
+    /* Missing required fields: Failed with a clear message, no Pod. */
+    job = job_new(NULL);
+    json_object_del(json_object_get(job, "spec"), "language");
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("spec.language is required", sget(r.status, "message"));
+    CHECK(r.create_pod == NULL);
+    reconcile_result_dispose(&r);
+    json_decref(job);
+
+    /* Being deleted: nothing. No metadata: KF_EINVAL, no crash. */
+    job = job_new(NULL);
+    json_object_set_new(json_object_get(job, "metadata"), "deletionTimestamp", json_string("2026-01-01T00:00:00Z"));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK(r.status == NULL && r.create_pod == NULL);
+    reconcile_result_dispose(&r);
+    json_decref(job);
+    job = json_pack("{s:{}}", "spec");
+    CHECK(run(&r, job, NULL, NULL, T0) < 0);
+    reconcile_result_dispose(&r);
+    json_decref(job);
+
+    /* The run hash ignores suspend/TTL/backoff, not epochs. */
+    json_t *a = json_pack("{s:s,s:i,s:b}", "language", "fr", "epochs", 3, "suspend", 1);
+    json_t *b = json_pack("{s:i,s:s,s:i}", "epochs", 3, "language", "fr", "ttlSecondsAfterFinished", 9);
+    json_t *d = json_pack("{s:i,s:s}", "epochs", 4, "language", "fr");
+    char *ha = reconcile_spec_hash(a), *hb = reconcile_spec_hash(b), *hd = reconcile_spec_hash(d);
+    CHECK_EQ_STR(ha, hb);
+    CHECK(strcmp(ha, hd) != 0);
+    free(ha), free(hb), free(hd);
+    json_decref(a), json_decref(b), json_decref(d);
+}
+
+static void test_schedule(void)
+{
+    reconcile_result r;
+    char ts[32];
+    /* Run 1 succeeded; an hourly schedule's tick has passed -> run 2, lastScheduleTime = the tick. */
+    json_t *created, *job = started("{\"schedule\":\"0 * * * *\",\"learningRate\":0.02}", &created);
+    CHECK(has_arg_pair(created, "--lr", "0.02"));
+    json_object_set_new(json_object_get(job, "metadata"), "creationTimestamp", json_string(kube_time_format(T0, 0, ts)));
+    json_object_set_new(json_object_get(job, "status"), "phase", json_string("Succeeded"));
+    double tick = floor(T0 / 3600) * 3600 + 3600;
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick - 10));
+    CHECK(r.status == NULL || iget(r.status, "currentRun") == 1);
+    CHECK_NEAR(10, r.requeue_after, 0.01, 0);
+    reconcile_result_dispose(&r);
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 30));
+    CHECK_EQ_INT(2, iget(r.status, "currentRun"));
+    CHECK_EQ_STR(kube_time_format(tick, 0, ts), sget(r.status, "lastScheduleTime"));
+    CHECK_EQ_STR("tj-2-1", sget(r.create_pod, "metadata.name"));
+    CHECK_NEAR(3570, r.requeue_after, 0.01, 0);
+    adopt(job, &r);
+    json_t *pods = json_pack("[o]", pod_of(r.create_pod, "Running"));
+    reconcile_result_dispose(&r);
+    /* Next tick while run 2 is active: Forbid (the default) skips it. */
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 3600 + 5));
+    CHECK_EQ_INT(2, iget(r.status, "currentRun"));
+    CHECK_EQ_STR(kube_time_format(tick + 3600, 0, ts), sget(r.status, "lastScheduleTime"));
+    CHECK_EQ_STR("ScheduleSkipped", event_reason(&r, 0));
+    CHECK(r.create_pod == NULL);
+    reconcile_result_dispose(&r);
+    /* Replace: the active run is superseded. Missed ticks collapse into the latest. */
+    json_object_set_new(json_object_get(job, "spec"), "concurrencyPolicy", json_string("Replace"));
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 5));
+    CHECK_EQ_INT(3, iget(r.status, "currentRun"));
+    CHECK_EQ_STR(kube_time_format(tick + 5 * 3600, 0, ts), sget(r.status, "lastScheduleTime"));
+    CHECK_EQ_INT(1, json_array_size(r.delete_pods));
+    CHECK_EQ_STR("tj-3-1", sget(r.create_pod, "metadata.name"));
+    reconcile_result_dispose(&r);
+    /* A bad schedule is reported, not crashed on. */
+    json_object_set_new(json_object_get(job, "spec"), "schedule", json_string("61 * * * *"));
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 5));
+    CHECK_EQ_STR("False", cond(r.status, "Scheduled"));
+    CHECK_EQ_STR("InvalidSchedule", event_reason(&r, 0));
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 6));
+    CHECK_EQ_INT(0, json_array_size(r.events)); /* reported once */
+    reconcile_result_dispose(&r);
+    json_decref(pods), json_decref(created), json_decref(job);
+}
+
+int main(void)
+{
+    test_schedule();
+    test_first_visit_and_pod();
+    test_running_and_success();
+    test_failures_and_retries();
+    test_deadline_suspend_ttl();
+    test_new_runs();
+    test_odd_inputs();
+    return test_done();
+}
