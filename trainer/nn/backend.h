@@ -86,6 +86,17 @@ struct nn_backend {
     double (*sumsq_tdiff)(nn_backend *be, const float *x, int R, int M);
     /* dx(R,M) += scale * d/dx of sumsq_tdiff(x). */
     void (*sumsq_tdiff_grad)(nn_backend *be, float *dx, const float *x, float scale, int R, int M);
+
+    /* Optional (NULL: the model uses sgemm instead): products with a right operand packed once
+     * and reused, for the recurrent weight of a chunk (one small product per time step).
+     * packed_floats: floats of a packed (K,N) operand. pack_b: packed = op(B)(K,N), op(B) = B^T
+     * when trans_b (B row-major, leading dimension ldb). sgemm_packed: C(M,N) = A(M,K) packed
+     * + beta * C. */
+    size_t (*packed_floats)(nn_backend *be, int K, int N);
+    void (*pack_b)(nn_backend *be, float *packed, const float *B, int ldb, bool trans_b, int K,
+                   int N);
+    void (*sgemm_packed)(nn_backend *be, int M, int N, int K, const float *A, int lda,
+                         const float *packed, float beta, float *C, int ldc);
 };
 
 /* CPU backend: OpenBLAS sgemm + pthread-pool kernels on `threads` threads (<= 0: all cores).

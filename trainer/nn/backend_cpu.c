@@ -1,5 +1,6 @@
-/* backend_cpu: the nn_backend table on the CPU - OpenBLAS for matrix products, a pthread pool
- * (pool.c, sleeping workers) for the element-wise kernels. Float32 storage, double accumulation
+/* backend_cpu: the nn_backend table on the CPU - OpenBLAS for matrix products, gemm_cpu.c for
+ * the products with a packed recurrent weight, a pthread pool (pool.c, sleeping workers) for the
+ * element-wise kernels (exp/tanh-bound rows in ew_cpu.c). Float32 storage, double accumulation
  * in reductions. Dimension legend: see backend.h (N rows, D columns, B batch, H hidden, V vocab,
  * E emb). Each kernel is a range function over its index space plus a call through the pool. */
 #include <cblas.h>
@@ -10,6 +11,8 @@
 
 #include "backend.h"
 #include "err.h"
+#include "ew_cpu.h"
+#include "gemm_cpu.h"
 #include "pool.h"
 #include "rng.h"
 
@@ -235,67 +238,50 @@ static void cpu_bias_grad(nn_backend *be, float *db, const float *dy, int N, int
     nn_pool_run(POOL(be), blocks, (size_t)N * D > CHUNK ? 1 : blocks, bias_grad_range, &g);
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 typedef struct cell_args {
+    const nn_ew_kernels *k;
     float *gates, *c, *dgates;
     const float *h_or_dh, *c_prev, *cc;
     float *h, *dc;
     int H;
 } cell_args;
 
-/* Index i = b*H + j over (B,H). */
+/* Rows b of (B,.) tensors; ew_cpu.c has the per-row math. */
 static void cell_fwd_range(void *v, size_t lo, size_t hi)
 {
     cell_args *a = v;
     size_t H = (size_t)a->H;
-    for (size_t i = lo; i < hi; i++) {
-        size_t b = i / H, j = i % H;
-        float *g = a->gates + b * 4 * H;
-        float gi = sigmoidf(g[j]), gf = sigmoidf(g[H + j]);
-        float gg = tanhf(g[2 * H + j]), go = sigmoidf(g[3 * H + j]);
-        g[j] = gi, g[H + j] = gf, g[2 * H + j] = gg, g[3 * H + j] = go;
-        float cn = gf * a->c_prev[i] + gi * gg;
-        a->c[i] = cn;
-        a->h[i] = go * tanhf(cn);
-    }
+    for (size_t b = lo; b < hi; b++)
+        a->k->cell_fwd(a->gates + b * 4 * H, a->c + b * H, a->h + b * H, a->c_prev + b * H, a->H);
 }
 
 static void cpu_lstm_cell_fwd(nn_backend *be, float *gates, float *c, float *h, const float *c_prev,
                               int B, int H)
 {
-    cell_args a = {.gates = gates, .c = c, .h = h, .c_prev = c_prev, .H = H};
-    nn_pool_run(POOL(be), (size_t)B * H, CHUNK / 8, cell_fwd_range, &a);
+    cell_args a = {.k = nn_ew_kernels_get(), .gates = gates, .c = c, .h = h, .c_prev = c_prev,
+                   .H = H};
+    nn_pool_run(POOL(be), (size_t)B, CHUNK / 8 / (size_t)H + 1, cell_fwd_range, &a);
 }
 
 static void cell_bwd_range(void *v, size_t lo, size_t hi)
 {
     cell_args *a = v; /* gates: activated (read), cc: c_t, h_or_dh: dh */
     size_t H = (size_t)a->H;
-    for (size_t k = lo; k < hi; k++) {
-        size_t b = k / H, j = k % H;
-        const float *g = a->gates + b * 4 * H;
-        float *dg = a->dgates + b * 4 * H;
-        float gi = g[j], gf = g[H + j], gg = g[2 * H + j], go = g[3 * H + j];
-        float tc = tanhf(a->cc[k]), dh = a->h_or_dh[k];
-        float dct = a->dc[k] + dh * go * (1.0f - tc * tc);
-        dg[j] = dct * gg * gi * (1.0f - gi);
-        dg[H + j] = dct * a->c_prev[k] * gf * (1.0f - gf);
-        dg[2 * H + j] = dct * gi * (1.0f - gg * gg);
-        dg[3 * H + j] = dh * tc * go * (1.0f - go);
-        a->dc[k] = dct * gf;
-    }
+    for (size_t b = lo; b < hi; b++)
+        a->k->cell_bwd(a->dgates + b * 4 * H, a->dc + b * H, a->h_or_dh + b * H,
+                       a->gates + b * 4 * H, a->cc + b * H, a->c_prev + b * H, a->H);
 }
 
 static void cpu_lstm_cell_bwd(nn_backend *be, float *dgates, const float *dh, float *dc,
                               const float *gates, const float *c, const float *c_prev, int B, int H)
 {
-    cell_args a = {.gates = (float *)gates, .dgates = dgates, .h_or_dh = dh, .dc = dc, .cc = c,
-                   .c_prev = c_prev, .H = H};
-    nn_pool_run(POOL(be), (size_t)B * H, CHUNK / 8, cell_bwd_range, &a);
+    cell_args a = {.k = nn_ew_kernels_get(), .gates = (float *)gates, .dgates = dgates,
+                   .h_or_dh = dh, .dc = dc, .cc = c, .c_prev = c_prev, .H = H};
+    nn_pool_run(POOL(be), (size_t)B, CHUNK / 8 / (size_t)H + 1, cell_bwd_range, &a);
 }
 
 typedef struct xent_args {
+    const nn_ew_kernels *k;
     float *loss, *out;
     const float *probs;
     const int32_t *targets;
@@ -306,26 +292,15 @@ typedef struct xent_args {
 static void xent_fwd_range(void *v, size_t lo, size_t hi)
 {
     xent_args *a = v;
-    int V = a->V;
-    for (size_t r = lo; r < hi; r++) {
-        float *x = a->out + r * V;
-        float mx = x[0];
-        for (int k = 1; k < V; k++)
-            mx = x[k] > mx ? x[k] : mx;
-        double s = 0;
-        for (int k = 0; k < V; k++)
-            s += exp((double)x[k] - mx);
-        a->loss[r] = (float)(log(s) + mx - x[a->targets[r]]);
-        float inv = (float)(1.0 / s);
-        for (int k = 0; k < V; k++)
-            x[k] = expf(x[k] - mx) * inv;
-    }
+    for (size_t r = lo; r < hi; r++)
+        a->loss[r] = a->k->softmax(a->out + r * a->V, a->V, a->targets[r]);
 }
 
 static void cpu_softmax_xent_fwd(nn_backend *be, float *loss, float *probs, const int32_t *targets,
                                  int N, int V)
 {
-    xent_args a = {.loss = loss, .out = probs, .targets = targets, .V = V};
+    xent_args a = {.k = nn_ew_kernels_get(), .loss = loss, .out = probs, .targets = targets,
+                   .V = V};
     nn_pool_run(POOL(be), (size_t)N, CHUNK / 8 / (size_t)V + 1, xent_fwd_range, &a);
 }
 
@@ -428,6 +403,23 @@ static void cpu_sumsq_tdiff_grad(nn_backend *be, float *dx, const float *x, floa
     nn_pool_run(POOL(be), (size_t)R * M, CHUNK, tdiff_grad_range, &a);
 }
 
+static size_t cpu_packed_floats(nn_backend *be, int K, int N)
+{
+    return nn_gemm_packed_floats(K, N);
+}
+
+static void cpu_pack_b(nn_backend *be, float *packed, const float *B, int ldb, bool trans_b, int K,
+                       int N)
+{
+    nn_gemm_pack_b(POOL(be), packed, B, ldb, trans_b, K, N);
+}
+
+static void cpu_sgemm_packed(nn_backend *be, int M, int N, int K, const float *A, int lda,
+                             const float *packed, float beta, float *C, int ldc)
+{
+    nn_gemm_packed(POOL(be), M, N, K, A, lda, packed, beta, C, ldc);
+}
+
 static void cpu_destroy(nn_backend *be)
 {
     if (!be)
@@ -483,6 +475,9 @@ int nn_backend_cpu_new(nn_backend **out, int threads)
         .sumsq = cpu_sumsq,
         .sumsq_tdiff = cpu_sumsq_tdiff,
         .sumsq_tdiff_grad = cpu_sumsq_tdiff_grad,
+        .packed_floats = cpu_packed_floats,
+        .pack_b = cpu_pack_b,
+        .sgemm_packed = cpu_sgemm_packed,
     };
     openblas_set_num_threads(threads);
     *out = be;

@@ -24,11 +24,17 @@ void nn_lstm_forward(nn_model *m, nn_acts *a, int l)
     be->sgemm(be, false, true, N, 4 * H, I, 1.0f, la->x, I, w->w_ih, I, 0.0f, la->gates, 4 * H);
     be->add_bias(be, la->gates, w->b_ih, w->b_hh, N, 4 * H);
 
+    float *packed = m->w_hh_packed; /* W_hh^T, packed once instead of in every product */
+    if (packed)
+        be->pack_b(be, packed, la->w_hh, H, true, H, 4 * H);
     for (int s = 0; s < t; s++) {
         float *g = la->gates + (size_t)s * b4H;
         /* gates_s(b,4H) += h_{s-1}(b,H) w_hh^T */
-        be->sgemm(be, false, true, b, 4 * H, H, 1.0f, la->h + (size_t)s * bH, H, la->w_hh, H,
-                  1.0f, g, 4 * H);
+        if (packed)
+            be->sgemm_packed(be, b, 4 * H, H, la->h + (size_t)s * bH, H, packed, 1.0f, g, 4 * H);
+        else
+            be->sgemm(be, false, true, b, 4 * H, H, 1.0f, la->h + (size_t)s * bH, H, la->w_hh,
+                      H, 1.0f, g, 4 * H);
         be->lstm_cell_fwd(be, g, la->c + (size_t)(s + 1) * bH, la->h + (size_t)(s + 1) * bH,
                           la->c + (size_t)s * bH, b, H);
     }
@@ -48,6 +54,9 @@ void nn_lstm_backward(nn_model *m, nn_acts *a, int l, const float *dy, float *dx
     float *dh = a->d_h; /* (b,H) dL/dh_s from step s+1 through w_hh, then + dy_s */
     float *dc = a->d_c; /* (b,H) dL/dc_s */
 
+    float *packed = m->w_hh_packed; /* W_hh packed once for the dh products */
+    if (packed)
+        be->pack_b(be, packed, la->w_hh, H, false, 4 * H, H);
     be->fill(be, dh, 0.0f, bH);
     be->fill(be, dc, 0.0f, bH);
     for (int s = t - 1; s >= 0; s--) {
@@ -55,7 +64,9 @@ void nn_lstm_backward(nn_model *m, nn_acts *a, int l, const float *dy, float *dx
         be->axpy(be, dh, 1.0f, dy + (size_t)s * bH, bH);
         be->lstm_cell_bwd(be, dg, dh, dc, la->gates + (size_t)s * b4H,
                           la->c + (size_t)(s + 1) * bH, la->c + (size_t)s * bH, b, H);
-        if (s > 0) /* dh_{s-1}(b,H) = dg(b,4H) w_hh(4H,H) */
+        if (s > 0 && packed) /* dh_{s-1}(b,H) = dg(b,4H) w_hh(4H,H) */
+            be->sgemm_packed(be, b, H, 4 * H, dg, 4 * H, packed, 0.0f, dh, H);
+        else if (s > 0)
             be->sgemm(be, false, false, b, H, 4 * H, 1.0f, dg, 4 * H, la->w_hh, H, 0.0f, dh, H);
     }
     /* dW_hh(4H,H) = dgates^T(4H,N) h[0..t-1](N,H); raw gradient through the mask. */
@@ -67,10 +78,13 @@ void nn_lstm_backward(nn_model *m, nn_acts *a, int l, const float *dy, float *dx
         be->sgemm(be, true, false, 4 * H, H, N, 1.0f, a->d_gates, 4 * H, la->h, H, 1.0f,
                   gw->w_hh_raw, H);
     }
-    /* dW_ih(4H,I) += dgates^T(4H,N) x(N,I); biases get the column sums. */
+    /* dW_ih(4H,I) += dgates^T(4H,N) x(N,I); both biases get the column sums, summed once
+     * into the free d_w scratch. */
     be->sgemm(be, true, false, 4 * H, I, N, 1.0f, a->d_gates, 4 * H, la->x, I, 1.0f, gw->w_ih, I);
-    be->bias_grad(be, gw->b_ih, a->d_gates, N, 4 * H);
-    be->bias_grad(be, gw->b_hh, a->d_gates, N, 4 * H);
+    be->fill(be, a->d_w, 0.0f, (size_t)4 * H);
+    be->bias_grad(be, a->d_w, a->d_gates, N, 4 * H);
+    be->axpy(be, gw->b_ih, 1.0f, a->d_w, (size_t)4 * H);
+    be->axpy(be, gw->b_hh, 1.0f, a->d_w, (size_t)4 * H);
     /* dx(N,I) = dgates(N,4H) w_ih(4H,I) */
     be->sgemm(be, false, false, N, I, 4 * H, 1.0f, a->d_gates, 4 * H, w->w_ih, I, 0.0f, dx, I);
 }

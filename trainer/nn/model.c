@@ -138,6 +138,19 @@ int nn_model_new(nn_model **out, const nn_config *cfg, nn_backend *be)
             views[k]->lstm[l].b_hh = blocks[k] + o_l[l][3];
         }
     }
+    if (be->pack_b) { /* one layer's packed W_hh at a time, either orientation */
+        size_t most = 0;
+        for (int l = 0; l < NL; l++) {
+            int H = nn_out_size(c, l);
+            size_t f = be->packed_floats(be, H, 4 * H), b = be->packed_floats(be, 4 * H, H);
+            most = f > most ? f : most;
+            most = b > most ? b : most;
+        }
+        if (!(m->w_hh_packed = be->alloc(be, most * sizeof(float)))) {
+            rc = err_set(KF_ENOMEM, "nn: cannot allocate %zu floats for the packed weight", most);
+            goto done;
+        }
+    }
     if ((rc = nn_state_resize(m, 1)))
         goto done;
     *out = m;
@@ -162,6 +175,8 @@ void nn_model_free(nn_model *m)
         be->release(be, m->params);
     if (m->grads)
         be->release(be, m->grads);
+    if (m->w_hh_packed)
+        be->release(be, m->w_hh_packed);
     free(m->names);
     free(m);
 }

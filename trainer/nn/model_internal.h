@@ -22,6 +22,9 @@ struct nn_model {
     int state_cap;        /* rows allocated */
     float *state_h[NN_MAX_LAYERS]; /* (state_cap, H_l) */
     float *state_c[NN_MAX_LAYERS]; /* (state_cap, H_l) */
+    /* Scratch: the weight-dropped W_hh of the layer being run, packed for be->sgemm_packed
+     * (forward: W_hh^T, backward: W_hh); NULL when the backend has no pack_b. */
+    float *w_hh_packed;
 };
 
 static inline int nn_in_size(const nn_config *c, int l) { return l == 0 ? c->emb : c->hidden; }
