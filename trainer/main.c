@@ -1,29 +1,71 @@
-/* kubefit-trainer: command-line entry point. */
+/* kubefit-trainer: command-line entry point (docs/contract.md). */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: kubefit-trainer <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  pretrain   train the AWD-LSTM language model from scratch on a corpus\n"
-    "  train      fine-tune the language model, then train the classifier\n"
-    "  evaluate   compute metrics of a trained model on labelled data\n"
-    "  predict    print labels with probabilities for texts read from stdin\n"
-    "\n"
-    "options (as the old training script had):\n"
-    "  --lang L          language folder in the bucket (en, fr, ...)\n"
-    "  --epochs N        epochs per stage\n"
-    "  --bucket-name B   bucket holding LANG/pretrained and LANG/data\n"
-    "  --model-dir D     where the model goes: B/D/LANG/JOB/RUN/\n"
-    "  -h, --help        this text\n";
+#include "cli.h"
+#include "err.h"
+#include "log.h"
+#include "report.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* The --result-file value, found even when parsing stopped early at a bad flag. */
+static const char *result_file(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--result-file") && i + 1 < argc)
+            path = argv[++i];
+        else if (!strncmp(argv[i], "--result-file=", 14))
+            path = argv[i] + 14;
+    }
+    return path;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    run_opts o;
+    switch (cli_parse(&o, argc, argv)) {
+    case CLI_HELP:
+        fputs(cli_usage, stdout);
+        return 0;
+    case CLI_BAD: {
+        log_error("trainer", "bad command line", "{s:s}", "error", err_msg());
+        fprintf(stderr, "kubefit-trainer: %s\n", err_msg());
+        char *res = NULL;
+        const char *rf = result_file(argc, argv);
+        if (rf && report_failure_json(&res, "BadInput", err_msg()) == 0) {
+            FILE *f = fopen(rf, "w");
+            if (f) {
+                fputs(res, f);
+                fclose(f);
+            }
+        }
+        free(res);
+        return 2;
     }
-    fprintf(stderr, "kubefit-trainer: unknown command '%s' (see --help)\n", argv[1]);
-    return 2;
+    case CLI_RUN:
+        break;
+    }
+    /* Kubernetes sends SIGTERM before it kills a preempted pod: stop at the next step and exit 3
+     * (transient) so the controller retries; the retry resumes from the epoch checkpoint. */
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    o.stop = &stop_requested;
+    int rc = run_main(&o);
+    if (rc < 0) {
+        log_error("trainer", "run failed", "{s:s,s:s}", "code", err_name(rc), "error", err_msg());
+        return run_exit_code(rc);
+    }
+    return 0;
 }

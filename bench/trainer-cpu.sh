@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# bench/trainer-cpu.sh: our CPU trainer vs the same model in PyTorch (fastai's AWD-LSTM), same
+# threads, same shapes: tokens/s of a full LM training step (dropout masks + forward + CE/AR/TAR
+# loss + backward + Adam step). Two sizes: small (emb 64, hidden 192, 2 layers, V 4000) and
+# fastai's default (emb 400, hidden 1152, 3 layers, V 8000); B 32, T 70.
+#   bench/trainer-cpu.sh [BUILD_DIR]      env: THREADS (default nproc), STEPS (5)
+# Last line: ratio_vs_pytorch=<our tokens/s / theirs> at the default size (> 1: we are faster).
+# ours: bench/trainer-step/bench_step (fastai Adam); theirs: bench/trainer-cpu/torch_lm.py --adam
+# (torch.optim.Adam: the same arithmetic per element). On a shared machine compare cpu_ms too.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+py="${KUBEFIT_TOOLS:-$HOME/.cache/kubefit}/venv-torch/bin/python"
+threads=${THREADS:-$(nproc)}
+steps=${STEPS:-5}
+ours="$build/bench/trainer-step/bench_step"
+[ -x "$ours" ] || { echo "trainer-cpu: $ours missing (cmake --build $build --target bench_step)" >&2; exit 2; }
+[ -x "$py" ] || { echo "trainer-cpu: $py missing (hack/setup)" >&2; exit 2; }
+
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+ratio=""
+for size in small default; do
+  case $size in
+    small) args=(--vocab 4000 --emb 64 --hidden 192 --layers 2 --batch 32 --bptt 70) ;;
+    default) args=(--vocab 8000 --emb 400 --hidden 1152 --layers 3 --batch 32 --bptt 70) ;;
+  esac
+  a=$("$ours" "${args[@]}" --steps "$steps" --warmup 1 --threads "$threads")
+  b=$("$py" "$root/bench/trainer-cpu/torch_lm.py" "${args[@]}" --steps "$steps" --warmup 1 --threads "$threads" --adam)
+  ta=$(field "$a" tokens_per_s); tb=$(field "$b" tokens_per_s)
+  ca=$(field "$a" cpu_ms); cb=$(field "$b" cpu_ms)
+  r=$(python3 -c "print(f'{$ta/$tb:.3f}')")
+  rc=$(python3 -c "print(f'{$cb/$ca:.3f}')")
+  echo "$size: kubefit ${ta} tokens/s (cpu ${ca} ms/step), pytorch ${tb} tokens/s (cpu ${cb} ms/step), threads $threads: ratio ${r} (by CPU time ${rc})"
+  ratio=$r
+done
+echo "ratio_vs_pytorch=$ratio"

@@ -1,0 +1,13 @@
+/* cli: kubefit-trainer's command line (docs/contract.md, docs/trainer.md) -> run_opts. */
+#ifndef KUBEFIT_TRAINER_CLI_H
+#define KUBEFIT_TRAINER_CLI_H
+
+#include "run.h"
+
+typedef enum { CLI_RUN, CLI_HELP, CLI_BAD } cli_action;
+
+/* Parses argv into o (strings borrowed from argv). CLI_BAD sets err_msg(). */
+cli_action cli_parse(run_opts *o, int argc, char **argv);
+extern const char cli_usage[];
+
+#endif

@@ -1,0 +1,472 @@
+/* data: tokenised, numericalised training data and its batches. See data.h. */
+#include "data.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "err.h"
+#include "log.h"
+#include "rules.h"
+#include "tokens.h"
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void shuffle(size_t *v, size_t n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(splitmix(&s) % i);
+        size_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+static void docs_dispose(data_docs *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->v[i].ids);
+    free(d->v);
+    memset(d, 0, sizeof *d);
+}
+
+void data_dispose(data_set *d)
+{
+    if (!d)
+        return;
+    vocab_free(d->vocab);
+    for (size_t i = 0; i < d->n_labels; i++)
+        free(d->labels[i]);
+    free(d->labels);
+    docs_dispose(&d->train);
+    docs_dispose(&d->valid);
+    docs_dispose(&d->lm_train);
+    docs_dispose(&d->lm_valid);
+    free(d->train_y);
+    free(d->valid_y);
+    memset(d, 0, sizeof *d);
+}
+
+/* Tokenised texts, kept until the vocabulary exists. */
+typedef struct {
+    tok_list *v;
+    size_t n;
+} tok_docs;
+
+static void tok_docs_dispose(tok_docs *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        tok_list_dispose(&t->v[i]);
+    free(t->v);
+    memset(t, 0, sizeof *t);
+}
+
+static int tokenize_all(tok_docs *out, char *const *texts, size_t n, tok_lang lang)
+{
+    out->v = calloc(n ? n : 1, sizeof *out->v);
+    if (!out->v)
+        return err_set(KF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        tok_list_init(&out->v[i]);
+        out->n = i + 1;
+        int rc = tok_text(&out->v[i], texts[i], strlen(texts[i]), lang);
+        if (rc < 0)
+            return err_wrap(rc, "tokenising text %zu", i);
+    }
+    return 0;
+}
+
+static int numericalize_all(data_docs *out, const tok_docs *t, const vocab *v)
+{
+    out->v = calloc(t->n ? t->n : 1, sizeof *out->v);
+    if (!out->v)
+        return err_set(KF_ENOMEM, "out of memory");
+    out->n = t->n;
+    for (size_t i = 0; i < t->n; i++) {
+        int rc = vocab_numericalize(&out->v[i].ids, &out->v[i].n, v, &t->v[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static char **texts_of(const ds_dataset *d)
+{
+    char **t = calloc(d->n ? d->n : 1, sizeof *t);
+    for (size_t i = 0; t && i < d->n; i++)
+        t[i] = d->ex[i].text;
+    return t;
+}
+
+static int targets_of(float **out, const ds_dataset *d, size_t L, int multi)
+{
+    *out = calloc(multi ? (d->n ? d->n : 1) * L : (d->n ? d->n : 1), sizeof **out);
+    if (!*out)
+        return err_set(KF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < d->n; i++) {
+        const ds_example *e = &d->ex[i];
+        if (multi)
+            for (size_t k = 0; k < e->n_labels; k++)
+                (*out)[i * L + e->labels[k]] = 1.0f;
+        else
+            (*out)[i] = e->n_labels ? (float)e->labels[0] : 0.0f;
+    }
+    return 0;
+}
+
+/* Reads corpus.txt: one document per non-empty line. */
+static int read_lines(char ***out, size_t *n, const char *path)
+{
+    int rc = 0;
+    FILE *fp = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0, len_cap = 0;
+    ssize_t len;
+    *out = NULL;
+    *n = 0;
+    if (!fp)
+        return err_set(KF_EIO, "%s: cannot open", path);
+    while ((len = getline(&line, &cap, fp)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len == 0)
+            continue;
+        if (*n == len_cap) {
+            len_cap = len_cap ? 2 * len_cap : 256;
+            char **v = realloc(*out, len_cap * sizeof *v);
+            if (!v) {
+                rc = err_set(KF_ENOMEM, "out of memory");
+                break;
+            }
+            *out = v;
+        }
+        if (!((*out)[*n] = strdup(line))) {
+            rc = err_set(KF_ENOMEM, "out of memory");
+            break;
+        }
+        (*n)++;
+    }
+    free(line);
+    fclose(fp);
+    return rc;
+}
+
+int data_load(data_set *out, const data_options *o)
+{
+    int rc = 0;
+    ds_dataset all = {0}, train = {0}, valid = {0};
+    tok_docs t_train = {0}, t_valid = {0}, t_corpus = {0};
+    char **corpus = NULL, **texts = NULL;
+    size_t n_corpus = 0;
+    vocab_counter *cnt = NULL;
+    memset(out, 0, sizeof *out);
+    ds_opts dso = {.skip_bad_rows = o->skip_bad_rows, .allow_unlabelled = o->lm_only};
+
+    if ((rc = tok_lang_parse(&out->lang, o->lang)) < 0)
+        goto done;
+    if (o->lm_only && !strstr(o->train_path, ".csv") && !strstr(o->train_path, ".json")) {
+        /* plain-text corpus as the only input */
+    } else if ((rc = ds_load(&all, o->train_path, &dso)) < 0) {
+        goto done;
+    }
+    out->skipped_rows = all.skipped;
+    if (o->valid_path) {
+        if ((rc = ds_load(&valid, o->valid_path, &dso)) < 0)
+            goto done;
+        out->skipped_rows += valid.skipped;
+        if ((rc = ds_relabel(&valid, all.label_names, all.n_label_names, &out->dropped_valid_labels)) < 0)
+            goto done;
+        train = all;
+        memset(&all, 0, sizeof all);
+    } else if ((rc = ds_split(&train, &valid, &all, o->valid_frac > 0 ? o->valid_frac : 0.2, o->seed)) < 0) {
+        goto done;
+    }
+    if (!o->lm_only && (train.n == 0 || valid.n == 0)) {
+        rc = err_set(KF_EINVAL, "%s: %zu training and %zu validation examples; need at least one of each",
+                     o->train_path, train.n, valid.n);
+        goto done;
+    }
+    out->n_labels = train.n_label_names;
+    out->multi_label = !ds_single_label(&train);
+    if (!o->lm_only && out->n_labels < 2 && !out->multi_label) {
+        rc = err_set(KF_EINVAL, "%s: only %zu distinct label(s); a classifier needs at least 2", o->train_path,
+                     out->n_labels);
+        goto done;
+    }
+    if (out->n_labels) {
+        if (!(out->labels = calloc(out->n_labels, sizeof *out->labels))) {
+            rc = err_set(KF_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < out->n_labels; i++)
+            if (!(out->labels[i] = strdup(train.label_names[i]))) {
+                rc = err_set(KF_ENOMEM, "out of memory");
+                goto done;
+            }
+    }
+    if (o->corpus_path && (rc = read_lines(&corpus, &n_corpus, o->corpus_path)) < 0)
+        goto done;
+    if (o->lm_only && train.n == 0 && n_corpus == 0 && (rc = read_lines(&corpus, &n_corpus, o->train_path)) < 0)
+        goto done;
+
+    if (!(texts = texts_of(&train)) || (rc = tokenize_all(&t_train, texts, train.n, out->lang)) < 0)
+        goto nomem_or_rc;
+    free(texts);
+    if (!(texts = texts_of(&valid)) || (rc = tokenize_all(&t_valid, texts, valid.n, out->lang)) < 0)
+        goto nomem_or_rc;
+    if ((rc = tokenize_all(&t_corpus, corpus, n_corpus, out->lang)) < 0)
+        goto done;
+
+    if (o->vocab) {
+        const char **toks = malloc(vocab_size(o->vocab) * sizeof *toks);
+        if (!toks) {
+            rc = err_set(KF_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < vocab_size(o->vocab); i++)
+            toks[i] = vocab_token(o->vocab, (int32_t)i);
+        rc = vocab_from_tokens(&out->vocab, toks, vocab_size(o->vocab), "vocab");
+        free(toks);
+        if (rc < 0)
+            goto done;
+    } else {
+        if (!(cnt = vocab_counter_new())) {
+            rc = err_set(KF_ENOMEM, "out of memory");
+            goto done;
+        }
+        const tok_docs *all_t[3] = {&t_train, &t_valid, &t_corpus};
+        for (int k = 0; k < 3; k++)
+            for (size_t i = 0; i < all_t[k]->n; i++)
+                if ((rc = vocab_counter_add(cnt, &all_t[k]->v[i])) < 0)
+                    goto done;
+        vocab_opts vo = {.max_vocab = o->max_vocab, .min_freq = o->min_freq};
+        if ((rc = vocab_build(&out->vocab, cnt, &vo)) < 0)
+            goto done;
+    }
+    if ((rc = numericalize_all(&out->train, &t_train, out->vocab)) < 0 ||
+        (rc = numericalize_all(&out->valid, &t_valid, out->vocab)) < 0)
+        goto done;
+    if ((rc = targets_of(&out->train_y, &train, out->n_labels ? out->n_labels : 1, out->multi_label)) < 0 ||
+        (rc = targets_of(&out->valid_y, &valid, out->n_labels ? out->n_labels : 1, out->multi_label)) < 0)
+        goto done;
+
+    /* LM documents: every text; 10% held out by hash (text + seed), fastai's default split. */
+    {
+        data_docs corp = {0};
+        if ((rc = numericalize_all(&corp, &t_corpus, out->vocab)) < 0) {
+            docs_dispose(&corp);
+            goto done;
+        }
+        size_t total = out->train.n + out->valid.n + corp.n;
+        out->lm_train.v = calloc(total ? total : 1, sizeof(data_doc));
+        out->lm_valid.v = calloc(total ? total : 1, sizeof(data_doc));
+        if (!out->lm_train.v || !out->lm_valid.v) {
+            docs_dispose(&corp);
+            rc = err_set(KF_ENOMEM, "out of memory");
+            goto done;
+        }
+        const data_docs *src[3] = {&out->train, &out->valid, &corp};
+        char *const *src_text[3] = {NULL, NULL, corpus};
+        for (int k = 0; k < 3; k++)
+            for (size_t i = 0; i < src[k]->n; i++) {
+                const data_doc *d = &src[k]->v[i];
+                const char *txt = k == 0 ? train.ex[i].text : k == 1 ? valid.ex[i].text : src_text[2][i];
+                int held = (double)ds_hash(txt, strlen(txt), o->seed ^ 0x4c4du) / 18446744073709551616.0 < 0.1;
+                data_docs *dst = held ? &out->lm_valid : &out->lm_train;
+                data_doc *nd = &dst->v[dst->n];
+                if (!(nd->ids = malloc((d->n ? d->n : 1) * sizeof *nd->ids))) {
+                    docs_dispose(&corp);
+                    rc = err_set(KF_ENOMEM, "out of memory");
+                    goto done;
+                }
+                memcpy(nd->ids, d->ids, d->n * sizeof *nd->ids);
+                nd->n = d->n;
+                dst->n++;
+            }
+        docs_dispose(&corp);
+    }
+    if (out->lm_train.n == 0) {
+        rc = err_set(KF_EINVAL, "%s: no text to train the language model on", o->train_path);
+        goto done;
+    }
+    goto done;
+nomem_or_rc:
+    if (rc == 0)
+        rc = err_set(KF_ENOMEM, "out of memory");
+done:
+    free(texts);
+    for (size_t i = 0; i < n_corpus; i++)
+        free(corpus[i]);
+    free(corpus);
+    tok_docs_dispose(&t_train);
+    tok_docs_dispose(&t_valid);
+    tok_docs_dispose(&t_corpus);
+    vocab_counter_free(cnt);
+    ds_dispose(&all);
+    ds_dispose(&train);
+    ds_dispose(&valid);
+    if (rc < 0)
+        data_dispose(out);
+    return rc;
+}
+
+int data_encode(int32_t **ids, size_t *n, const vocab *v, tok_lang lang, const char *text)
+{
+    tok_list t;
+    tok_list_init(&t);
+    int rc = tok_text(&t, text, strlen(text), lang);
+    if (rc == 0)
+        rc = vocab_numericalize(ids, n, v, &t);
+    tok_list_dispose(&t);
+    return rc;
+}
+
+/* ---- LM batches ---- */
+
+int data_lm_build(data_lm *out, const data_docs *docs, int B, uint64_t shuffle_seed)
+{
+    int rc = 0;
+    size_t total = 0, *order = NULL;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < docs->n; i++)
+        total += docs->v[i].n;
+    if (B < 1 || total < (size_t)B + 1)
+        return err_set(KF_EINVAL, "language model data: %zu tokens for batch size %d (need more text or a "
+                                  "smaller --batch-size)", total, B);
+    if (!(order = malloc(docs->n * sizeof *order)) || !(out->stream = malloc(total * sizeof *out->stream))) {
+        rc = err_set(KF_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < docs->n; i++)
+        order[i] = i;
+    if (shuffle_seed)
+        shuffle(order, docs->n, shuffle_seed);
+    for (size_t i = 0; i < docs->n; i++) {
+        const data_doc *d = &docs->v[order[i]];
+        memcpy(out->stream + out->len, d->ids, d->n * sizeof *d->ids);
+        out->len += d->n;
+    }
+    out->B = B;
+    out->m = (out->len - 1) / (size_t)B;
+done:
+    free(order);
+    if (rc < 0)
+        data_lm_dispose(out);
+    return rc;
+}
+
+void data_lm_dispose(data_lm *l)
+{
+    if (!l)
+        return;
+    free(l->stream);
+    memset(l, 0, sizeof *l);
+}
+
+size_t data_lm_chunks(const data_lm *l, int T) { return (l->m + (size_t)T - 1) / (size_t)T; }
+
+int data_lm_chunk(const data_lm *l, size_t k, int T, int32_t *x, int32_t *y)
+{
+    size_t pos = k * (size_t)T;
+    if (pos >= l->m)
+        return 0;
+    int t = (int)(l->m - pos < (size_t)T ? l->m - pos : (size_t)T);
+    for (int b = 0; b < l->B; b++) {
+        const int32_t *row = l->stream + (size_t)b * l->m + pos;
+        memcpy(x + (size_t)b * t, row, (size_t)t * sizeof *x);
+        memcpy(y + (size_t)b * t, row + 1, (size_t)t * sizeof *y);
+    }
+    return t;
+}
+
+/* ---- classifier batches ---- */
+
+static const data_docs *sort_docs_; /* qsort context (single-threaded use) */
+
+static int cmp_len_desc(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    size_t lx = sort_docs_->v[x].n, ly = sort_docs_->v[y].n;
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+int data_clf_order(size_t *order, const data_docs *docs, int B, uint64_t shuffle_seed)
+{
+    size_t n = docs->n;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    sort_docs_ = docs;
+    if (!shuffle_seed) {
+        qsort(order, n, sizeof *order, cmp_len_desc);
+        return 0;
+    }
+    shuffle(order, n, shuffle_seed);
+    size_t block = (size_t)B * 50;
+    for (size_t s = 0; s < n; s += block)
+        qsort(order + s, n - s < block ? n - s : block, sizeof *order, cmp_len_desc);
+    /* shuffle whole batches (the last, short one stays last so drop_last can drop it) */
+    size_t nb = n / (size_t)B;
+    size_t *bidx = malloc((nb ? nb : 1) * sizeof *bidx), *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    if (!bidx || !tmp) {
+        free(bidx);
+        free(tmp);
+        return err_set(KF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < nb; i++)
+        bidx[i] = i;
+    shuffle(bidx, nb, shuffle_seed ^ 0xb47c5u);
+    for (size_t i = 0; i < nb; i++)
+        memcpy(tmp + i * (size_t)B, order + bidx[i] * (size_t)B, (size_t)B * sizeof *tmp);
+    memcpy(order, tmp, nb * (size_t)B * sizeof *tmp);
+    free(bidx);
+    free(tmp);
+    return 0;
+}
+
+int data_clf_batch(int32_t **tokens, uint8_t **pad, int *S, size_t *perm, const data_docs *docs,
+                   const size_t *idx, int b, int seq_len, int pad_id)
+{
+    size_t maxlen = 1;
+    *tokens = NULL;
+    *pad = NULL;
+    memcpy(perm, idx, (size_t)b * sizeof *perm);
+    sort_docs_ = docs;
+    qsort(perm, (size_t)b, sizeof *perm, cmp_len_desc);
+    for (int i = 0; i < b; i++)
+        if (docs->v[perm[i]].n > maxlen)
+            maxlen = docs->v[perm[i]].n;
+    if (maxlen > (size_t)1 << 24)
+        return err_set(KF_EINVAL, "a text of %zu tokens is too long", maxlen);
+    *S = (int)maxlen;
+    *tokens = malloc((size_t)b * maxlen * sizeof **tokens);
+    *pad = malloc((size_t)b * maxlen);
+    if (!*tokens || !*pad) {
+        free(*tokens);
+        free(*pad);
+        *tokens = NULL;
+        *pad = NULL;
+        return err_set(KF_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < b; i++) {
+        const data_doc *d = &docs->v[perm[i]];
+        size_t l = maxlen - d->n, before = l / (size_t)seq_len * (size_t)seq_len;
+        int32_t *row = *tokens + (size_t)i * maxlen;
+        uint8_t *prow = *pad + (size_t)i * maxlen;
+        for (size_t k = 0; k < maxlen; k++) {
+            int is_pad = k < before || k >= before + d->n;
+            row[k] = is_pad ? pad_id : d->ids[k - before];
+            prow[k] = (uint8_t)is_pad;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* modelio: model weights <-> safetensors, with fastai's state_dict names.
+ * Language model: nn's names ("0.encoder.weight", "0.rnns.0.module.weight_ih_l0", ...,
+ * "1.decoder.bias"). Classifier: the encoder under "0.module." (fastai SentenceEncoder), no
+ * decoder, then the head's "1.layers.*" parameters and BatchNorm running statistics.
+ * Tensors are stored once under their canonical name; loading also accepts any alias. */
+#ifndef KUBEFIT_MODELIO_H
+#define KUBEFIT_MODELIO_H
+
+#include "classifier.h"
+#include "nn.h"
+#include "safetensors.h"
+#include "vocab.h"
+
+/* The file's name of nn tensor t (classifier: "0.X" -> "0.module.X"). Caller frees. */
+char *modelio_name(const char *nn_name, int classifier);
+
+/* Adds the encoder (+ decoder bias unless classifier) to w; *host holds the downloaded data the
+ * writer points into (caller frees it after saving). */
+int modelio_add_nn(st_writer *w, nn_model *m, int classifier, float **host);
+/* Adds the head's parameters and running statistics; *host as above. */
+int modelio_add_head(st_writer *w, head_clf *c, float **host);
+
+/* Loads encoder weights. from_vocab NULL: the file has m's vocabulary; else rows are matched by
+ * token (fastai match_embeds: tokens missing from the file get the mean embedding row and mean
+ * decoder bias). from_classifier: the file uses classifier names. The decoder bias is loaded
+ * only when m has one in use (classifier == 0) and the file has it. */
+int modelio_load_nn(nn_model *m, const st_file *f, int from_classifier, const vocab *to_vocab,
+                    const vocab *from_vocab);
+int modelio_load_head(head_clf *c, const st_file *f);
+
+/* Model dimensions stored in a file: V, E, H (0 when single layer), NL. */
+int modelio_dims(const st_file *f, int classifier, int *V, int *E, int *H, int *NL);
+
+#endif
