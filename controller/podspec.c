@@ -70,6 +70,34 @@ static void add_flag(json_t *args, const char *flag, const json_t *v)
     free(t);
 }
 
+/* --stages when spec.stages is set and is not the default [finetune-lm, classifier]. */
+static void add_stages(json_t *args, const json_t *stages)
+{
+    size_t i, len = 0;
+    json_t *v;
+    char *list = NULL;
+    if (!json_is_array(stages) || !json_array_size(stages))
+        return;
+    json_array_foreach(stages, i, v) {
+        if (!json_is_string(v))
+            return;
+        len += json_string_length(v) + 1;
+    }
+    if (json_array_size(stages) == 2 && !strcmp(json_string_value(json_array_get(stages, 0)), "finetune-lm") &&
+        !strcmp(json_string_value(json_array_get(stages, 1)), "classifier"))
+        return;
+    if (!(list = calloc(len + 1, 1)))
+        return;
+    json_array_foreach(stages, i, v) {
+        if (i)
+            strcat(list, ",");
+        strcat(list, json_string_value(v));
+    }
+    json_array_append_new(args, json_string("--stages"));
+    json_array_append_new(args, json_string(list));
+    free(list);
+}
+
 static json_t *build_args(const json_t *job, int run, const reconcile_config *cfg)
 {
     const json_t *meta = json_object_get(job, "metadata"), *spec = json_object_get(job, "spec");
@@ -95,6 +123,22 @@ static json_t *build_args(const json_t *job, int run, const reconcile_config *cf
     add_flag(args, "--emb-size", json_object_get(model, "embSize"));
     add_flag(args, "--hidden-size", json_object_get(model, "hiddenSize"));
     add_flag(args, "--layers", json_object_get(model, "layers"));
+    add_stages(args, json_object_get(spec, "stages"));
+    /* labels.mode is passed whenever set (the CRD defaults it to multi; the trainer's own default
+     * infers it from the data); the threshold only when it is not the default 0.5. */
+    const json_t *labels = json_object_get(spec, "labels"), *thr = json_object_get(labels, "threshold");
+    if (json_is_string(json_object_get(labels, "mode")))
+        add_flag(args, "--label-mode", json_object_get(labels, "mode"));
+    if (json_is_number(thr) && json_number_value(thr) != 0.5)
+        add_flag(args, "--threshold", thr);
+    static const char *const uris[][2] = {{"pretrainedURI", "--pretrained-uri"}, {"vocabURI", "--vocab-uri"},
+                                          {"trainURI", "--train-uri"},           {"validURI", "--valid-uri"},
+                                          {"corpusURI", "--corpus-uri"}};
+    for (size_t k = 0; k < sizeof uris / sizeof uris[0]; k++) {
+        const json_t *u = json_object_get(storage, uris[k][0]);
+        if (json_is_string(u) && json_string_length(u))
+            add_flag(args, uris[k][1], u);
+    }
     json_array_append_new(args, json_string("--result-file"));
     json_array_append_new(args, json_string(TERMINATION_LOG));
     if (cfg->progress_base_url && *cfg->progress_base_url && ns && name) {

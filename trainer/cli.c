@@ -25,7 +25,16 @@ const char cli_usage[] =
     "  --job NAME          default \"default\"\n"
     "  --run N             default \"1\"\n"
     "  --data-dir DIR      read the inputs from DIR instead of B/LANG\n"
+    "  --pretrained-uri U  pretrained LM       default B/LANG/pretrained/lm.safetensors\n"
+    "  --vocab-uri U       its vocabulary      default B/LANG/pretrained/vocab.txt\n"
+    "  --train-uri U       labelled texts      default B/LANG/data/train.csv\n"
+    "  --valid-uri U       validation texts    default B/LANG/data/valid.csv (else a split of train)\n"
+    "  --corpus-uri U      unlabelled texts    default B/LANG/data/corpus.txt\n"
     "training:\n"
+    "  --stages S,...      train: any of pretrain, finetune-lm, classifier, run in that order;\n"
+    "                      without classifier the run ends with the LM saved  default finetune-lm,classifier\n"
+    "  --label-mode M      auto (inferred from the data) | multi | single        default auto\n"
+    "  --threshold X       multi-label: a label is predicted above X (0<X<1)     default 0.5 (the model's)\n"
     "  --epochs N          classifier epochs (gradual unfreezing: 1+1+1+rest)   default 4\n"
     "  --lm-epochs N       language-model fine-tuning epochs                     default = --epochs\n"
     "  --lr X              classifier learning rate                              default 0.02\n"
@@ -73,6 +82,64 @@ static int parse_double(double *out, const char *flag, const char *v, double lo,
     if (errno || end == v || *end || !(x >= lo && x <= hi))
         return err_set(KF_EINVAL, "%s: expected a number in [%g, %g], got \"%s\"", flag, lo, hi, v);
     *out = x;
+    return 0;
+}
+
+/* A number strictly between 0 and 1. */
+static int parse_fraction(double *out, const char *flag, const char *v)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x > 0 && x < 1))
+        return err_set(KF_EINVAL, "%s: expected a number strictly between 0 and 1, got \"%s\"", flag, v);
+    *out = x;
+    return 0;
+}
+
+/* "a,b,c" -> RUN_STAGE_* bits; unknown or repeated names are errors. */
+static int parse_stages(int *out, const char *flag, const char *v)
+{
+    static const char *const names[] = {"pretrain", "finetune-lm", "classifier"};
+    int bits = 0;
+    const char *p = v;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int k = 0;
+        while (k < 3 && !(strlen(names[k]) == n && strncmp(p, names[k], n) == 0))
+            k++;
+        if (k == 3)
+            return err_set(KF_EINVAL, "%s: unknown stage '%.*s' in \"%s\" (expected pretrain, finetune-lm, classifier)",
+                           flag, (int)n, p, v);
+        if (bits & (1 << k))
+            return err_set(KF_EINVAL, "%s: stage '%s' given twice in \"%s\"", flag, names[k], v);
+        bits |= 1 << k;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    *out = bits;
+    return 0;
+}
+
+static int parse_label_mode(run_label_mode *out, const char *flag, const char *v)
+{
+    if (!strcmp(v, "auto"))
+        *out = RUN_LABELS_AUTO;
+    else if (!strcmp(v, "multi"))
+        *out = RUN_LABELS_MULTI;
+    else if (!strcmp(v, "single"))
+        *out = RUN_LABELS_SINGLE;
+    else
+        return err_set(KF_EINVAL, "%s: expected auto, multi or single, got \"%s\"", flag, v);
+    return 0;
+}
+
+static int set_uri(const char **out, const char *flag, const char *v)
+{
+    if (!*v)
+        return err_set(KF_EINVAL, "%s: expected a URI or path, got an empty string", flag);
+    *out = v;
     return 0;
 }
 
@@ -152,6 +219,14 @@ cli_action cli_parse(run_opts *o, int argc, char **argv)
         else if (!strcmp(f, "wd")) rc = parse_double(&o->wd, arg, val, 0, 10);
         else if (!strcmp(f, "clip")) rc = parse_double(&o->clip, arg, val, 0, 1e9);
         else if (!strcmp(f, "valid-frac")) rc = parse_double(&o->valid_frac, arg, val, 0.01, 0.99);
+        else if (!strcmp(f, "threshold")) rc = parse_fraction(&o->threshold, arg, val);
+        else if (!strcmp(f, "stages")) rc = parse_stages(&o->stages, arg, val);
+        else if (!strcmp(f, "label-mode")) rc = parse_label_mode(&o->label_mode, arg, val);
+        else if (!strcmp(f, "pretrained-uri")) rc = set_uri(&o->pretrained_uri, arg, val);
+        else if (!strcmp(f, "vocab-uri")) rc = set_uri(&o->vocab_uri, arg, val);
+        else if (!strcmp(f, "train-uri")) rc = set_uri(&o->train_uri, arg, val);
+        else if (!strcmp(f, "valid-uri")) rc = set_uri(&o->valid_uri, arg, val);
+        else if (!strcmp(f, "corpus-uri")) rc = set_uri(&o->corpus_uri, arg, val);
         else {
             err_set(KF_EINVAL, "unknown option '%s' (see --help)", arg);
             return CLI_BAD;
@@ -162,6 +237,10 @@ cli_action cli_parse(run_opts *o, int argc, char **argv)
     const char *missing = !o->lang ? "--lang" : !o->bucket ? "--bucket-name" : !o->model_dir ? "--model-dir" : NULL;
     if (missing) {
         err_set(KF_EINVAL, "%s is required (see --help)", missing);
+        return CLI_BAD;
+    }
+    if (o->stages && o->command != RUN_TRAIN) {
+        err_set(KF_EINVAL, "--stages applies to the train command only");
         return CLI_BAD;
     }
     return CLI_RUN;

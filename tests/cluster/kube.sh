@@ -59,6 +59,9 @@ EOF
   cat >"$dir/env" <<EOF
 export KUBE_CLUSTER_DIR=$dir
 export KUBECONFIG=$dir/kubeconfig
+# kubectl caches discovery per host:port for hours; ports get reused across clusters, so each
+# cluster gets its own cache (a stale one hides CRDs and categories).
+export KUBECACHEDIR=$dir/kube-cache
 export KUBE_APISERVER_URL=https://127.0.0.1:$api_port
 export KUBE_TOKEN=$token
 export KUBE_CA_FILE=$dir/pki/ca.crt

@@ -95,6 +95,15 @@ static int has_arg_pair(const json_t *pod, const char *flag, const char *value)
     return 0;
 }
 
+static int arg_count(const json_t *pod, const char *flag)
+{
+    const json_t *args = json_object_get(json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0), "args");
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(args); i++)
+        n += !strcmp(json_string_value(json_array_get(args, i)), flag);
+    return n;
+}
+
 static const char *event_reason(const reconcile_result *r, size_t i)
 {
     return json_string_value(json_object_get(json_array_get(r->events, i), "reason"));
@@ -159,6 +168,11 @@ static void test_first_visit_and_pod(void)
     CHECK(has_arg_pair(pod, "--progress-url", "http://ctl:8080/progress/ns/tj/1"));
     CHECK(has_arg_pair(pod, "--seed", "7"));
     CHECK_EQ_STR("A", sget(c, "env.0.name"));
+    /* Spec fields left out stay out of the args (the trainer's defaults apply). */
+    const char *unset[] = {"--stages", "--label-mode", "--threshold", "--pretrained-uri", "--vocab-uri",
+                           "--train-uri", "--valid-uri", "--corpus-uri", "--lm-lr", "--emb-size"};
+    for (size_t k = 0; k < sizeof unset / sizeof unset[0]; k++)
+        CHECK_EQ_INT(0, arg_count(pod, unset[k]));
 
     /* The Pod exists but is Pending; then nothing changes: no write, no create. */
     adopt(job, &r);
@@ -554,6 +568,55 @@ static void test_schedule(void)
     json_decref(pods), json_decref(created), json_decref(job);
 }
 
+/* A spec with every field set: each reaches the trainer as its flag, exactly once; defaults stay out. */
+static void test_every_field_wired(void)
+{
+    json_t *job = job_new(
+        "{\"epochs\":7,\"batchSize\":48,\"learningRate\":0.03,\"lmLearningRate\":\"4e-3\","
+        "\"stages\":[\"pretrain\",\"finetune-lm\"],\"model\":{\"embSize\":32,\"hiddenSize\":64,\"layers\":2},"
+        "\"labels\":{\"mode\":\"single\",\"threshold\":0.35},"
+        "\"storage\":{\"bucket\":\"gs://b\",\"modelDir\":\"out/x\",\"pretrainedURI\":\"gs://p/lm.safetensors\","
+        "\"vocabURI\":\"gs://p/vocab.txt\",\"trainURI\":\"file:///d/t.csv\",\"validURI\":\"gs://v/v.csv\","
+        "\"corpusURI\":\"gs://c/c.txt\"}}");
+    reconcile_result r;
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    const json_t *pod = r.create_pod;
+    CHECK(pod != NULL);
+    const char *want[][2] = {
+        {"--lang", "fr"}, {"--epochs", "7"}, {"--bucket-name", "gs://b"}, {"--model-dir", "out/x"},
+        {"--job", "tj"}, {"--run", "1"}, {"--batch-size", "48"}, {"--lr", "0.03"}, {"--lm-lr", "4e-3"},
+        {"--emb-size", "32"}, {"--hidden-size", "64"}, {"--layers", "2"}, {"--stages", "pretrain,finetune-lm"},
+        {"--label-mode", "single"}, {"--threshold", "0.35"}, {"--pretrained-uri", "gs://p/lm.safetensors"},
+        {"--vocab-uri", "gs://p/vocab.txt"}, {"--train-uri", "file:///d/t.csv"}, {"--valid-uri", "gs://v/v.csv"},
+        {"--corpus-uri", "gs://c/c.txt"}, {"--result-file", "/dev/termination-log"}};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        if (!has_arg_pair(pod, want[k][0], want[k][1]))
+            fprintf(stderr, "missing %s %s\n", want[k][0], want[k][1]);
+        CHECK(has_arg_pair(pod, want[k][0], want[k][1]));
+        CHECK_EQ_INT(1, arg_count(pod, want[k][0]));
+    }
+    reconcile_result_dispose(&r);
+    json_decref(job);
+
+    /* Defaults written out by the API server (stages, threshold 0.5) add no flag; mode is passed. */
+    job = job_new("{\"stages\":[\"finetune-lm\",\"classifier\"],\"labels\":{\"mode\":\"multi\",\"threshold\":0.5},"
+                  "\"storage\":{\"bucket\":\"gs://b\",\"trainURI\":\"\"}}");
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK(r.create_pod != NULL);
+    CHECK_EQ_INT(0, arg_count(r.create_pod, "--stages"));
+    CHECK_EQ_INT(0, arg_count(r.create_pod, "--threshold"));
+    CHECK_EQ_INT(0, arg_count(r.create_pod, "--train-uri"));
+    CHECK(has_arg_pair(r.create_pod, "--label-mode", "multi"));
+    reconcile_result_dispose(&r);
+    json_decref(job);
+    /* The classifier alone is not the default either. */
+    job = job_new("{\"stages\":[\"classifier\"]}");
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK(has_arg_pair(r.create_pod, "--stages", "classifier"));
+    reconcile_result_dispose(&r);
+    json_decref(job);
+}
+
 int main(void)
 {
     test_schedule();
@@ -563,5 +626,6 @@ int main(void)
     test_deadline_suspend_ttl();
     test_new_runs();
     test_odd_inputs();
+    test_every_field_wired();
     return test_done();
 }

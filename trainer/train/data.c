@@ -43,7 +43,7 @@ void data_dispose(data_set *d)
     if (!d)
         return;
     vocab_free(d->vocab);
-    for (size_t i = 0; i < d->n_labels; i++)
+    for (size_t i = 0; d->labels && i < d->n_labels; i++)
         free(d->labels[i]);
     free(d->labels);
     docs_dispose(&d->train);
@@ -122,6 +122,16 @@ static int targets_of(float **out, const ds_dataset *d, size_t L, int multi)
     return 0;
 }
 
+/* Label mode single: every row must carry exactly one label. */
+static int check_single(const ds_dataset *d, const char *path)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->ex[i].n_labels != 1)
+            return err_set(KF_EINVAL, "%s:%ld: %zu labels on one row, but the label mode is single (exactly one per "
+                                      "row; use multi or auto)", path, d->ex[i].line, d->ex[i].n_labels);
+    return 0;
+}
+
 /* Reads corpus.txt: one document per non-empty line. */
 static int read_lines(char ***out, size_t *n, const char *path)
 {
@@ -195,7 +205,11 @@ int data_load(data_set *out, const data_options *o)
         goto done;
     }
     out->n_labels = train.n_label_names;
-    out->multi_label = !ds_single_label(&train);
+    out->multi_label = o->label_mode == 1 || (o->label_mode == 0 && !ds_single_label(&train));
+    if (!o->lm_only && o->label_mode == 2 && (rc = check_single(&train, o->train_path)) == 0)
+        rc = check_single(&valid, o->valid_path ? o->valid_path : o->train_path);
+    if (rc < 0)
+        goto done;
     if (!o->lm_only && out->n_labels < 2 && !out->multi_label) {
         rc = err_set(KF_EINVAL, "%s: only %zu distinct label(s); a classifier needs at least 2", o->train_path,
                      out->n_labels);

@@ -48,6 +48,8 @@ typedef struct {
     size_t max_vocab;         /* 0: 60000 */
     uint64_t min_freq;        /* 0: 3 */
     int lm_only;              /* pretrain: labels not needed (train file may be the corpus) */
+    int label_mode;           /* 0: infer (a row with != 1 label -> multi); 1: multi; 2: single
+                               * (KF_EINVAL naming the first row that has != 1 label) */
 } data_options;
 
 /* Loads, splits, tokenises, builds the vocabulary and numericalises. KF_EINVAL names the file

@@ -18,6 +18,11 @@ double fit_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double fit_threshold(const fit_ctx *c)
+{
+    return c->threshold > 0 && c->threshold < 1 ? c->threshold : 0.5;
+}
+
 static uint64_t mix(uint64_t a, uint64_t b)
 {
     uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
@@ -364,6 +369,7 @@ int fit_clf_eval(fit_ctx *c, fit_clf *f, const data_docs *docs, const float *y, 
     }
     if ((rc = metrics_init(&acc, f->L, f->multi_label)) < 0 || (rc = data_clf_order(order, docs, c->B, 0)) < 0)
         goto done;
+    acc.thresh = fit_threshold(c);
     for (size_t i = 0; i < docs->n; i += (size_t)c->B) {
         int b = (int)(docs->n - i < (size_t)c->B ? docs->n - i : (size_t)c->B), S;
         int32_t *tok = NULL;
@@ -380,7 +386,7 @@ int fit_clf_eval(fit_ctx *c, fit_clf *f, const data_docs *docs, const float *y, 
             goto done;
         c->be->download(c->be, logits, head_clf_logits(f->head), (size_t)b * f->L * sizeof *logits);
         if (f->multi_label)
-            head_predict_multi(predm, probs, logits, (size_t)b * f->L, 0.5f);
+            head_predict_multi(predm, probs, logits, (size_t)b * f->L, (float)fit_threshold(c));
         else
             head_predict_single(pred, probs, logits, b, f->L);
         metrics_add(&acc, probs, f->multi_label ? ym : yf, b, loss);
@@ -524,7 +530,7 @@ int fit_clf_predict(fit_ctx *c, fit_clf *f, const int32_t *ids, size_t n, float 
         goto done;
     c->be->download(c->be, logits, head_clf_logits(f->head), (size_t)f->L * sizeof *logits);
     if (f->multi_label)
-        head_predict_multi(pm, probs, logits, (size_t)f->L, 0.5f);
+        head_predict_multi(pm, probs, logits, (size_t)f->L, (float)fit_threshold(c));
     else
         head_predict_single(pred, probs, logits, 1, f->L);
 done:

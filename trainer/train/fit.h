@@ -26,6 +26,7 @@ typedef struct fit_ctx {
     int B, bptt;
     double clip;             /* global grad-norm clip, <= 0 off */
     double wd;
+    double threshold;        /* multi-label decision threshold; <= 0: 0.5 */
     long steps_done, steps_total; /* whole run, for percent and ETA */
     double t_start;          /* monotonic seconds at the run's start */
     /* Called after every finished epoch (e = epochs done in the stage); non-zero rc stops. */

@@ -126,10 +126,10 @@ int report_history_parse(report_history *h, const char *json)
 
 int report_metrics_json(char **out, const report_run *r)
 {
+    double thr = r->threshold > 0 ? r->threshold : 0.5;
     json_t *root = json_pack("{s:i,s:s,s:i,s:b,s:f,s:I,s:I,s:o}", "version", 1, "stage", r->stage, "epochs",
-                             r->epochs, "multiLabel", r->multi_label, "threshold", 0.5, "nTrain",
-                             (json_int_t)r->n_train, "nValid", (json_int_t)r->n_valid, "overall",
-                             overall_json(r));
+                             r->epochs, "multiLabel", r->multi_label, "threshold", thr, "nTrain", (json_int_t)r->n_train,
+                             "nValid", (json_int_t)r->n_valid, "overall", overall_json(r));
     if (!root)
         return err_set(KF_ENOMEM, "report: cannot encode JSON");
     json_t *labels = json_array(), *hist = json_array();

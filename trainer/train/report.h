@@ -37,6 +37,7 @@ typedef struct {
     const char *stage;          /* the last stage run */
     int epochs;                 /* epochs of that stage */
     int multi_label;
+    double threshold;           /* multi-label decision threshold; <= 0: 0.5 */
     const metrics_summary *valid;        /* final validation metrics (NULL: none) */
     char *const *label_names;            /* [valid->n_labels] */
     double train_loss;          /* last epoch's training loss */

@@ -137,12 +137,17 @@ static int put_st(run_state *r, st_writer *w, const char *uri)
 
 static json_t *config_json(const run_state *r)
 {
+    static const char *const modes[] = {"auto", "multi", "single"};
+    static const char *const stage_names[] = {"pretrain", "finetune-lm", "classifier"};
     const run_opts *o = r->o;
     const data_set *d = &r->data;
-    json_t *labels = json_array();
+    json_t *labels = json_array(), *stages = json_array();
     for (size_t i = 0; i < d->n_labels; i++)
         json_array_append_new(labels, json_string(d->labels[i]));
-    return json_pack("{s:i,s:s,s:s,s:s?,s:s?,s:s?,s:I,s:i,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,"
+    for (int k = 0; k < 3; k++)
+        if ((o->stages ? o->stages : RUN_STAGES_DEFAULT) & (1 << k))
+            json_array_append_new(stages, json_string(stage_names[k]));
+    json_t *c = json_pack("{s:i,s:s,s:s,s:s?,s:s?,s:s?,s:I,s:i,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,"
                      "s:I,s:b,s:o,s:I,s:I}",
                      "version", 1, "lang", o->lang, "device", r->be ? r->be->name : "cpu", "job", o->job, "run",
                      o->run, "modelDir", o->model_dir, "seed", (json_int_t)o->seed, "epochs", o->epochs,
@@ -151,6 +156,17 @@ static json_t *config_json(const run_state *r)
                      o->max_vocab, "dropMult", o->drop_mult, "wd", o->wd, "clip", o->clip, "vocabSize",
                      (json_int_t)(d->vocab ? vocab_size(d->vocab) : 0), "multiLabel", d->multi_label, "labels",
                      labels, "nTrain", (json_int_t)d->train.n, "nValid", (json_int_t)d->valid.n);
+    if (!c)
+        json_decref(stages);
+    if (c && json_object_set_new(c, "stages", stages) == 0 &&
+        json_object_set_new(c, "labelMode", json_string(modes[o->label_mode])) == 0 &&
+        json_object_set_new(c, "threshold", json_real(r->fc.threshold > 0 ? r->fc.threshold : 0.5)) == 0 &&
+        json_object_set_new(c, "inputs", json_pack("{s:s,s:s,s:s,s:s,s:s}", "pretrained", r->lay.lm, "vocab",
+                                                   r->lay.vocab_in, "train", r->lay.train, "valid", r->lay.valid,
+                                                   "corpus", r->lay.corpus)) == 0)
+        return c;
+    json_decref(c);
+    return NULL;
 }
 
 static int write_vocab(run_state *r, const char *uri)
@@ -252,7 +268,7 @@ static int load_inputs(run_state *r)
         goto done;
     }
     if (o->command == RUN_TRAIN || o->command == RUN_PRETRAIN) {
-        if (o->command == RUN_TRAIN) {
+        if (o->command == RUN_TRAIN && !(o->stages & RUN_STAGE_PRETRAIN)) {
             if ((rc = fetch(r, r->lay.lm, "lm.safetensors", 0, &lm)) < 0 ||
                 (rc = fetch(r, r->lay.vocab_in, "pretrained-vocab.txt", 0, &voc)) < 0)
                 goto done;
@@ -297,7 +313,8 @@ static int load_inputs(run_state *r)
     data_options dopt = {.train_path = train ? train : corpus, .valid_path = train ? valid : NULL,
                          .corpus_path = train ? corpus : NULL, .lang = o->lang, .valid_frac = o->valid_frac,
                          .seed = o->seed, .skip_bad_rows = o->skip_bad_rows, .max_vocab = (size_t)o->max_vocab,
-                         .min_freq = (uint64_t)o->min_freq, .lm_only = o->command == RUN_PRETRAIN};
+                         .min_freq = (uint64_t)o->min_freq, .lm_only = o->command == RUN_PRETRAIN,
+                         .label_mode = o->label_mode};
     if ((rc = data_load(&r->data, &dopt)) < 0)
         goto done;
     log_info("run", "data loaded", "{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "train", (json_int_t)r->data.train.n, "valid",
@@ -322,6 +339,7 @@ static int write_outputs(run_state *r, const char *stage, int epochs, const metr
     int rc;
     char *mj = NULL, *csv = NULL, *svg = NULL, *cfg = NULL;
     report_run rr = {.stage = stage, .epochs = epochs, .multi_label = r->data.multi_label, .valid = valid,
+                     .threshold = r->fc.threshold,
                      .label_names = r->data.labels, .train_loss = train_loss, .history = &r->hist,
                      .n_train = (long)(valid ? r->data.train.n : r->data.lm_train.n),
                      .n_valid = (long)(valid ? r->data.valid.n : r->data.lm_valid.n), .model_uri = model_uri,
@@ -350,11 +368,16 @@ done:
 /* LM stage (pretrain or finetune-lm). Leaves the trained LM in r->lm. */
 static int stage_lm(run_state *r, const char *stage, int epochs, double lr)
 {
-    int rc, start = 0;
+    int rc, start = 0, fresh = !r->lm;
     nn_config cfg;
-    if ((rc = lm_config(r, &cfg, 0)) < 0 || (rc = nn_model_new(&r->lm, &cfg, r->be)) < 0)
-        return rc;
-    nn_model_init(r->lm, r->o->seed);
+    if (fresh) { /* else: go on with the LM of the previous stage (pretrain -> finetune-lm) */
+        if ((rc = lm_config(r, &cfg, 0)) < 0 || (rc = nn_model_new(&r->lm, &cfg, r->be)) < 0)
+            return rc;
+        nn_model_init(r->lm, r->o->seed);
+    }
+    if (r->have_flm)
+        fit_lm_dispose(&r->flm);
+    r->have_flm = 0;
     if ((rc = fit_lm_init(&r->flm, &r->fc, r->lm)) < 0)
         return rc;
     r->have_flm = 1;
@@ -362,7 +385,7 @@ static int stage_lm(run_state *r, const char *stage, int epochs, double lr)
         if ((rc = modelio_load_nn(r->lm, r->ckpt, 0, NULL, NULL)) < 0 || (rc = optim_load(r->flm.opt, r->ckpt)) < 0)
             return err_wrap(rc, "checkpoint");
         start = r->ckpt_epoch;
-    } else if (r->pre_lm) {
+    } else if (fresh && r->pre_lm) {
         if ((rc = modelio_load_nn(r->lm, r->pre_lm, 0, r->data.vocab, r->pre_vocab)) < 0)
             return err_wrap(rc, "pretrained language model");
         log_info("run", "pretrained language model loaded", "{s:s}", "uri", r->lay.lm);
@@ -425,6 +448,10 @@ static int save_model(run_state *r, int classifier, const char *uri)
         rc = st_writer_meta(w, "kubefit.labels", ls);
     if (rc == 0 && classifier)
         rc = st_writer_meta(w, "kubefit.multi_label", r->data.multi_label ? "1" : "0");
+    char thr[32];
+    snprintf(thr, sizeof thr, "%.17g", r->fc.threshold > 0 ? r->fc.threshold : 0.5);
+    if (rc == 0 && classifier)
+        rc = st_writer_meta(w, "kubefit.threshold", thr);
     if (rc == 0)
         rc = put_st(r, w, uri);
     free(ls);
@@ -434,25 +461,56 @@ static int save_model(run_state *r, int classifier, const char *uri)
     return rc;
 }
 
+/* Deletes the checkpoint of a finished run (best effort: it has served its purpose). */
+static void drop_checkpoint(run_state *r)
+{
+    char *ck = storage_layout_output(&r->lay, "checkpoint.safetensors");
+    int exists = 0;
+    if (ck && storage_exists(r->st, ck, &exists) == 0 && exists)
+        storage_delete(r->st, ck);
+    free(ck);
+}
+
+/* The stages of --stages in recipe order: pretrain (LM from scratch), finetune-lm, classifier.
+ * Without classifier the run ends with the LM saved and a result for the last LM stage. */
 static int cmd_train(run_state *r, char **result)
 {
     const run_opts *o = r->o;
+    const int stages = o->stages ? o->stages : RUN_STAGES_DEFAULT;
     int rc, lm_epochs = o->lm_epochs < 0 ? o->epochs : o->lm_epochs;
     double lm_lr = o->lm_lr > 0 ? o->lm_lr : r->pre_lm ? 2e-3 : 1e-2;
-    int resume_clf = r->ckpt && strcmp(r->ckpt_stage, "classifier") == 0;
+    int do_clf = (stages & RUN_STAGE_CLASSIFIER) != 0;
+    int resume_clf = do_clf && r->ckpt && strcmp(r->ckpt_stage, "classifier") == 0;
+    int resume_ft = r->ckpt && strcmp(r->ckpt_stage, "finetune-lm") == 0 && (stages & RUN_STAGE_FINETUNE_LM);
+    int do_pre = (stages & RUN_STAGE_PRETRAIN) && !resume_clf && !resume_ft;
+    int do_ft = (stages & RUN_STAGE_FINETUNE_LM) && !resume_clf;
+    const char *last_lm = do_ft ? "finetune-lm" : "pretrain";
     metrics_summary final = {0};
     char *lm_uri = storage_layout_output(&r->lay, "lm.safetensors");
     if (!lm_uri)
         return err_set(KF_ENOMEM, "out of memory");
     long lm_steps = fit_lm_steps(&r->fc, &r->data.lm_train), clf_steps = fit_clf_steps(&r->fc, &r->data);
-    r->fc.steps_total = (resume_clf ? 0 : lm_steps * (lm_epochs - (r->ckpt ? r->ckpt_epoch : 0))) +
-                        clf_steps * (o->epochs - (resume_clf ? r->ckpt_epoch : 0));
-    if (!resume_clf) {
-        if ((rc = stage_lm(r, "finetune-lm", lm_epochs, lm_lr)) < 0)
-            goto done;
-        if ((rc = save_model(r, 0, lm_uri)) < 0)
-            goto done;
+    long lm_left = (long)lm_epochs * (do_pre + do_ft) - (r->ckpt && !resume_clf ? r->ckpt_epoch : 0);
+    r->fc.steps_total = lm_steps * (lm_left > 0 ? lm_left : 0) +
+                        (do_clf ? clf_steps * (o->epochs - (resume_clf ? r->ckpt_epoch : 0)) : 0);
+    if (do_pre && (rc = stage_lm(r, "pretrain", lm_epochs, o->lm_lr > 0 ? o->lm_lr : 1e-2)) < 0)
+        goto done;
+    if (do_ft && (rc = stage_lm(r, "finetune-lm", lm_epochs, lm_lr)) < 0)
+        goto done;
+    if ((do_pre || do_ft) && (rc = save_model(r, 0, lm_uri)) < 0)
+        goto done;
+    if (!do_clf) {
+        double tl = r->hist.n ? r->hist.v[r->hist.n - 1].train_loss : NAN;
+        if ((rc = write_vocab(r, r->lay.vocab)) == 0 &&
+            (rc = write_outputs(r, last_lm, lm_epochs, NULL, tl, lm_uri, result)) == 0) {
+            drop_checkpoint(r);
+            log_info("run", "training finished without the classifier stage", "{s:s}", "model", lm_uri);
+        }
+        goto done;
     }
+    /* classifier only: the encoder of the pretrained LM as it is */
+    if (!resume_clf && !r->lm && (rc = stage_lm(r, "finetune-lm", 0, lm_lr)) < 0)
+        goto done;
     if ((rc = build_classifier(r)) < 0)
         goto done;
     int start = 0;
@@ -478,11 +536,7 @@ static int cmd_train(run_state *r, char **result)
         }
     if ((rc = write_outputs(r, "classifier", o->epochs, &final, train_loss, r->lay.model, result)) < 0)
         goto done;
-    char *ck = storage_layout_output(&r->lay, "checkpoint.safetensors");
-    int exists = 0;
-    if (ck && storage_exists(r->st, ck, &exists) == 0 && exists)
-        storage_delete(r->st, ck); /* finished: the checkpoint has served its purpose */
-    free(ck);
+    drop_checkpoint(r);
     log_info("run", "training finished", "{s:s,s:f,s:f,s:f}", "model", r->lay.model, "accuracy", final.accuracy,
              "microF1", final.micro_f1, "macroF1", final.macro_f1);
 done:
@@ -540,6 +594,9 @@ static int load_trained(run_state *r)
         r->data.labels[i] = strdup(json_string_value(json_array_get(jl, i)) ? json_string_value(json_array_get(jl, i)) : "?");
     json_decref(jl);
     r->data.multi_label = ml && strcmp(ml, "1") == 0;
+    const char *thr = st_metadata(r->ckpt, "kubefit.threshold");
+    if (!(r->o->threshold > 0) && thr && atof(thr) > 0 && atof(thr) < 1)
+        r->fc.threshold = atof(thr);
     if (!r->data.labels) {
         rc = err_set(KF_ENOMEM, "out of memory");
         goto done;
@@ -596,6 +653,7 @@ static int cmd_evaluate(run_state *r, char **result)
     rc = fit_clf_eval(&r->fc, &r->fclf, &d.valid, y, &s);
     if (rc == 0) {
         report_run rr = {.stage = "evaluate", .epochs = 0, .multi_label = r->data.multi_label, .valid = &s,
+                         .threshold = r->fc.threshold,
                          .label_names = r->data.labels, .train_loss = NAN, .history = &r->hist,
                          .n_valid = (long)d.valid.n, .model_uri = r->lay.model, .train_seconds = fit_now() - r->t0};
         char *mj = NULL;
@@ -642,7 +700,7 @@ static int cmd_predict(run_state *r)
         for (int l = 0; l < L; l++) {
             if (probs[l] > probs[best])
                 best = l;
-            if (r->data.multi_label && probs[l] > 0.5f)
+            if (r->data.multi_label && probs[l] > (r->fc.threshold > 0 ? r->fc.threshold : 0.5))
                 json_array_append_new(labels, json_string(r->data.labels[l]));
             json_object_set_new(scores, r->data.labels[l], json_real(round(probs[l] * 1e4) / 1e4));
         }
@@ -710,7 +768,9 @@ int run_main(const run_opts *o)
     run_state r = {.o = o, .t0 = fit_now()};
     char *result = NULL;
     storage_layout_options lo = {.bucket = o->bucket, .lang = o->lang, .model_dir = o->model_dir, .job = o->job,
-                                 .run = o->run, .data_dir = o->data_dir};
+                                 .run = o->run, .data_dir = o->data_dir, .lm = o->pretrained_uri,
+                                 .vocab_in = o->vocab_uri, .train = o->train_uri, .valid = o->valid_uri,
+                                 .corpus = o->corpus_uri};
     if (o->batch_size < 2 || o->bptt < 1 || o->epochs < 1 || o->emb < 1 || o->hidden < 1 || o->layers < 1 ||
         o->layers > NN_MAX_LAYERS || !(o->lr > 0) || !(o->drop_mult >= 0) || o->max_vocab < 16) {
         rc = err_set(KF_EINVAL, "bad numeric option (need batch-size >= 2, bptt, epochs, sizes >= 1, layers <= %d, "
@@ -741,7 +801,7 @@ int run_main(const run_opts *o)
     }
     r.fc = (fit_ctx){.be = r.be, .prog = r.prog, .hist = &r.hist, .seed = o->seed, .B = o->batch_size,
                      .bptt = o->bptt, .clip = o->clip, .wd = o->wd, .t_start = r.t0, .on_epoch = on_epoch, .cb = &r,
-                     .stop = o->stop};
+                     .stop = o->stop, .threshold = o->threshold};
     switch (o->command) {
     case RUN_TRAIN:
         rc = cmd_train(&r, &result);

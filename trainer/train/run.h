@@ -9,6 +9,13 @@
 
 typedef enum { RUN_PRETRAIN, RUN_TRAIN, RUN_EVALUATE, RUN_PREDICT } run_command;
 
+/* Stages of `train` (bit set; they always run in this order). */
+enum { RUN_STAGE_PRETRAIN = 1, RUN_STAGE_FINETUNE_LM = 2, RUN_STAGE_CLASSIFIER = 4 };
+#define RUN_STAGES_DEFAULT (RUN_STAGE_FINETUNE_LM | RUN_STAGE_CLASSIFIER)
+
+/* Label mode of the classifier: inferred from the data (a row with != 1 label -> multi), or forced. */
+typedef enum { RUN_LABELS_AUTO, RUN_LABELS_MULTI, RUN_LABELS_SINGLE } run_label_mode;
+
 typedef struct {
     run_command command;
     const char *lang, *bucket, *model_dir, *data_dir, *job, *run;
@@ -26,6 +33,11 @@ typedef struct {
     int max_vocab, min_freq;
     double drop_mult, wd, clip, valid_frac;
     int skip_bad_rows;
+    int stages;                /* RUN_STAGE_* bits (train); 0: RUN_STAGES_DEFAULT */
+    run_label_mode label_mode;
+    double threshold;          /* multi-label decision threshold in (0,1); 0: the model's, else 0.5 */
+    /* Input overrides (full URIs or paths); NULL: the storage layout's default. */
+    const char *pretrained_uri, *vocab_uri, *train_uri, *valid_uri, *corpus_uri;
     int resume;                /* 1: continue from a checkpoint in the output folder */
     const volatile sig_atomic_t *stop; /* see fit_ctx.stop (main sets it on SIGTERM/SIGINT) */
     FILE *in, *out;            /* predict: texts in, JSON lines out (default stdin/stdout) */
