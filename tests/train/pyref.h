@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "err.h"
+#include "safetensors.h"
+
 static char py_buf_[4096];
 
 static const char *py_path(void)
@@ -41,6 +44,28 @@ static int py_run(const char *script, const char *args)
     int st = system(cmd);
     free(cmd);
     return st == -1 ? -1 : WEXITSTATUS(st);
+}
+
+/* Runs <script> with a fresh temporary safetensors path as its argument and loads what it wrote.
+ * Returns the file (caller frees with st_free) or NULL after printing why (a test failure).
+ */
+static inline st_file *py_reference(const char *script)
+{
+    char path[] = "/tmp/kf-ref-XXXXXX.safetensors", args[64];
+    st_file *f = NULL;
+    int fd = mkstemps(path, 12);
+    if (fd < 0) {
+        fprintf(stderr, "FAIL: mkstemps: cannot create a temporary file\n");
+        return NULL;
+    }
+    close(fd);
+    snprintf(args, sizeof args, "'%s'", path);
+    if (py_run(script, args) != 0)
+        fprintf(stderr, "FAIL: %s failed\n", script);
+    else if (st_load(&f, path) < 0)
+        fprintf(stderr, "FAIL: %s: %s\n", path, err_msg());
+    remove(path);
+    return f;
 }
 
 #endif

@@ -167,6 +167,20 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* Appends an example with the row's labels (sorted, deduplicated later on remap). */
+/* Makes room for one more example in d->ex. */
+static int grow_examples(ds_dataset *d)
+{
+    if (d->n < d->cap)
+        return 0;
+    size_t cap = d->cap ? d->cap * 2 : 1024;
+    ds_example *ex = cap <= SIZE_MAX / sizeof *ex ? realloc(d->ex, cap * sizeof *ex) : NULL;
+    if (!ex)
+        return err_set(KF_ENOMEM, "dataset: out of memory");
+    d->ex = ex;
+    d->cap = cap;
+    return 0;
+}
+
 static int add_example(loader *L, const char *text, size_t len, long line)
 {
     ds_dataset *d = L->d;
@@ -174,14 +188,8 @@ static int add_example(loader *L, const char *text, size_t len, long line)
         return bad_row(L, line, len ? "NUL byte in text" : "empty text");
     if (L->n_row == 0 && !L->o->allow_unlabelled)
         return bad_row(L, line, "no labels");
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 1024;
-        ds_example *ex = realloc(d->ex, cap * sizeof *ex);
-        if (!ex)
-            return err_set(KF_ENOMEM, "dataset: out of memory");
-        d->ex = ex;
-        d->cap = cap;
-    }
+    if (grow_examples(d) < 0)
+        return KF_ENOMEM;
     ds_example *e = &d->ex[d->n];
     memset(e, 0, sizeof *e);
     e->line = line;
@@ -543,14 +551,8 @@ uint64_t ds_hash(const char *s, size_t len, uint64_t seed)
 
 static int copy_example(ds_dataset *d, const ds_example *e)
 {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 1024;
-        ds_example *ex = realloc(d->ex, cap * sizeof *ex);
-        if (!ex)
-            return err_set(KF_ENOMEM, "dataset: out of memory");
-        d->ex = ex;
-        d->cap = cap;
-    }
+    if (grow_examples(d) < 0)
+        return KF_ENOMEM;
     ds_example *c = &d->ex[d->n];
     *c = *e;
     c->text = strdup(e->text);
