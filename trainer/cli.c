@@ -53,7 +53,8 @@ const char cli_usage[] =
     "  --skip-bad-rows     skip (and count) malformed rows instead of failing\n"
     "  --no-resume         ignore a checkpoint left by an earlier attempt\n"
     "run:\n"
-    "  --device D          auto | cpu | cuda                                     default auto\n"
+    "  --device D          auto | cpu | cuda (no GPU: the CPU, with a warning)   default auto\n"
+    "  --precision P       GPU matrix products: fp32 | tf32 | bf16              default fp32\n"
     "  --seed S            default 42\n"
     "  --threads T         CPU threads (0 = all cores)                           default 0\n"
     "  --result-file PATH  compact result (default /dev/termination-log when it exists)\n"
@@ -94,6 +95,15 @@ static int parse_fraction(double *out, const char *flag, const char *v)
     if (errno || end == v || *end || !(x > 0 && x < 1))
         return err_set(KF_EINVAL, "%s: expected a number strictly between 0 and 1, got \"%s\"", flag, v);
     *out = x;
+    return 0;
+}
+
+/* fp32 | tf32 | bf16 (run.c hands it to the CUDA backend; the CPU always computes in fp32). */
+static int parse_precision(const char **out, const char *flag, const char *v)
+{
+    if (strcmp(v, "fp32") != 0 && strcmp(v, "tf32") != 0 && strcmp(v, "bf16") != 0)
+        return err_set(KF_EINVAL, "%s: expected fp32, tf32 or bf16, got \"%s\"", flag, v);
+    *out = v;
     return 0;
 }
 
@@ -199,6 +209,7 @@ cli_action cli_parse(run_opts *o, int argc, char **argv)
         else if (!strcmp(f, "job")) o->job = val;
         else if (!strcmp(f, "run")) o->run = val;
         else if (!strcmp(f, "device")) o->device = val;
+        else if (!strcmp(f, "precision")) rc = parse_precision(&o->precision, arg, val);
         else if (!strcmp(f, "result-file")) o->result_file = val;
         else if (!strcmp(f, "progress-url")) o->progress_url = val;
         else if (!strcmp(f, "work-dir")) o->work_dir = val;

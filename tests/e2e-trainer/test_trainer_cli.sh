@@ -51,7 +51,9 @@ ok "grep -q 'epochs: expected an integer' $tmp/err" "bad number is explained"
 ok "grep -q '\"reason\":\"BadInput\"' $tmp/r.json" "bad flags leave a Failed/BadInput result"
 expect 2 "missing --lang" -- train --bucket-name "$B" --model-dir m
 ok "grep -q -- '--lang is required' $tmp/err" "missing --lang is named"
-expect 2 "--device cuda without CUDA" -- train --lang en --bucket-name "$B" --model-dir m --device cuda
+expect 2 "--device bogus" -- train --lang en --bucket-name "$B" --model-dir m --device bogus
+ok "grep -q -- '--device bogus: expected auto, cpu or cuda' $tmp/err" "a bad --device is named"
+# (--device cuda without a GPU falls back to the CPU: test_trainer_device.sh)
 # The stage, label-mode, threshold and input-override flags: bad values are named.
 bad() { # bad PATTERN ARGS...: exit 2 and PATTERN in stderr
   local pat=$1; shift

@@ -2,11 +2,13 @@
  * forward (with AR/TAR), backward, global-norm clip and the Adam step (cuda_optim) - the work
  * PyTorch does in bench/gpu.sh's peer.
  *   bench_lm_gpu [--vocab V] [--emb E] [--hidden H] [--layers NL] [--batch B] [--bptt T]
- *                [--steps N] [--warmup W] [--tf32] [--device D]
- * Prints one JSON line: {"bench":"lm_step","backend":"cuda",..., "fwd_ms","bwd_ms","opt_ms",
- * "step_ms" (wall per step, stream drained at each boundary), "tokens_per_s","loss"}.
+ *                [--steps N] [--warmup W] [--math fp32|tf32|bf16] [--tf32] [--device D]
+ * Prints one JSON line: {"bench":"lm_step","backend":"cuda","math":...,"fwd_ms","bwd_ms",
+ * "opt_ms", "step_ms" (wall per step, stream drained at each boundary), "tokens" (B*T per step),
+ * "tokens_per_s","loss"}. --tf32 is --math tf32. bench/gpu.sh turns the shapes into FLOPs.
  * Defaults: fastai's LM (E 400, H 1152, 3 layers), V 60000, B 64, T 72.
  * Exits 77 without a GPU. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +41,8 @@ static int parse_int(const char *flag, const char *s, int lo, int *out)
 int main(int argc, char **argv)
 {
     int V = 60000, E = 400, H = 1152, NL = 3, B = 64, T = 72, steps = 10, warmup = 2, dev = 0;
-    int tf32 = 0, rc = 1;
+    int rc = 1;
+    nn_math math = NN_MATH_FP32;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int *dst = !strcmp(f, "--vocab")    ? &V
@@ -53,7 +56,15 @@ int main(int argc, char **argv)
                    : !strcmp(f, "--device") ? &dev
                                             : NULL;
         if (!strcmp(f, "--tf32")) {
-            tf32 = 1;
+            math = NN_MATH_TF32;
+            continue;
+        }
+        if (!strcmp(f, "--math")) {
+            if (nn_math_parse(&math, v) < 0) {
+                fprintf(stderr, "bench_lm_gpu: %s\n", err_msg());
+                return 2;
+            }
+            i++;
             continue;
         }
         if (!dst) {
@@ -84,7 +95,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_lm_gpu: %s\n", err_msg());
         goto done;
     }
-    nn_backend_cuda_set_tf32(be, tf32);
+    nn_backend_cuda_set_math(be, math);
     nn_model_init(m, 1);
     size_t np = nn_num_params(m);
     int nt = nn_tensor_count(m);
@@ -137,14 +148,20 @@ int main(int argc, char **argv)
             t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2;
         loss = l.ce;
     }
+    if (!isfinite(loss)) {
+        fprintf(stderr, "bench_lm_gpu: the loss is %g in %s math: not a usable timing\n", loss,
+                nn_math_name(math));
+        goto done;
+    }
     double step = (t_fwd + t_bwd + t_opt) / steps;
-    printf("{\"bench\":\"lm_step\",\"backend\":\"cuda\",\"device\":\"%s\",\"tf32\":%d,\"vocab\":%d,"
+    printf("{\"bench\":\"lm_step\",\"backend\":\"cuda\",\"device\":\"%s\",\"math\":\"%s\","
+           "\"vocab\":%d,"
            "\"emb\":%d,\"hidden\":%d,\"layers\":%d,\"batch\":%d,\"bptt\":%d,\"steps\":%d,"
            "\"params\":%zu,\"fwd_ms\":%.3f,\"bwd_ms\":%.3f,\"opt_ms\":%.3f,\"step_ms\":%.3f,"
-           "\"tokens_per_s\":%.1f,\"loss\":%.4f}\n",
-           nn_backend_cuda_ctx(be)->name, tf32, V, E, H, NL, B, T, steps, np,
+           "\"tokens\":%d,\"tokens_per_s\":%.1f,\"loss\":%.4f}\n",
+           nn_backend_cuda_ctx(be)->name, nn_math_name(math), V, E, H, NL, B, T, steps, np,
            1e3 * t_fwd / steps, 1e3 * t_bwd / steps, 1e3 * t_opt / steps, 1e3 * step,
-           (double)B * T / step, loss);
+           B * T, (double)B * T / step, loss);
     rc = 0;
 done:
     free(x);

@@ -178,8 +178,8 @@ static void test_lstm_cell(void)
 
 static void test_softmax_xent(void)
 {
-    const int Vs[] = {V, 5000}; /* narrower and wider than a block */
-    for (int k = 0; k < 2; k++) {
+    const int Vs[] = {V, 5000, 60000}; /* narrower and wider than a block; an LM's vocab */
+    for (int k = 0; k < 3; k++) {
         int v = Vs[k];
         int32_t tgt[N];
         for (int i = 0; i < N; i++)
@@ -198,6 +198,12 @@ static void test_softmax_xent(void)
         P.cpu->softmax_xent_bwd(P.cpu, x.c, x.c, tc, 0.03f, N, v); /* aliased, as the model */
         P.gpu->softmax_xent_bwd(P.gpu, x.g, x.g, tg, 0.03f, N, v);
         CHECK_TWIN("softmax_xent_bwd in place", x);
+        /* a NaN logit makes its row's loss NaN (the online max/sum must not drop it) */
+        float nan_logit = NAN, row_loss = 0;
+        P.gpu->upload(P.gpu, x.g + (size_t)v / 2, &nan_logit, sizeof nan_logit);
+        P.gpu->softmax_xent_fwd(P.gpu, loss.g, x.g, tg, N, v);
+        P.gpu->download(P.gpu, &row_loss, loss.g, sizeof row_loss);
+        CHECK(isnan(row_loss));
         P.cpu->release(P.cpu, tc), P.gpu->release(P.gpu, tg);
         twin_free(x), twin_free(loss), twin_free(d);
     }

@@ -6,6 +6,9 @@
 #include "backend_cuda.h"
 
 #include "cuda_check.h"
+#include "cuda_metrics.h"
+#include "cuda_optim.h"
+#include "head_cuda.h"
 #include "kernels.h"
 
 #include <math.h>
@@ -20,6 +23,8 @@ typedef struct cuda_backend {
     double *d_red;      /* KERN_RED_PARTS partials + 1 result (device) */
     double *h_red;      /* 1 result (pinned host) */
     void *workspace;    /* cuBLAS workspace */
+    cuda_optim *optim;  /* the trainer ops adam_step / clip_grad_norm (cuda_optim.cu) */
+    nn_math math;       /* matrix-product math mode (nn_backend_cuda_set_math) */
 } cuda_backend;
 
 #define CB(be) ((cuda_backend *)(be)->ctx)
@@ -85,9 +90,8 @@ static void cu_sgemm(nn_backend *be, bool ta, bool tb, int M, int N, int K, floa
 {
     if (M <= 0 || N <= 0)
         return;
-    CUBLAS_CHECK(cublasSgemm(CB(be)->cuda.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                             ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, A, lda,
-                             &beta, C, ldc));
+    cuda_gemm g = {C, A, B, M, N, K, ta, tb, alpha, beta, lda, ldb, ldc, CB(be)->math};
+    cuda_sgemm(&CB(be)->cuda, &g);
 }
 
 static void cu_dropout_mask(nn_backend *be, float *mask, size_t n, float p, uint64_t seed,
@@ -192,6 +196,25 @@ static void cu_sumsq_tdiff_grad(nn_backend *be, float *dx, const float *x, float
     kern_tdiff_grad(ST(be), dx, x, scale, R, M);
 }
 
+/* The trainer's optional ops (backend.h): cuda_optim.cu and cuda_metrics.cu. */
+static void cu_adam_step(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
+                         double sqr_mom, double eps)
+{
+    cuda_optim_adam_list(CB(be)->optim, t, count, mom, sqr_mom, eps);
+}
+
+static double cu_clip_grad_norm(nn_backend *be, const nn_opt_tensor *t, int count,
+                                double max_norm)
+{
+    return cuda_optim_clip_list(CB(be)->optim, t, count, max_norm);
+}
+
+static void cu_argmax_hits(nn_backend *be, float *hits, const float *x, const int32_t *targets,
+                           int N, int V)
+{
+    cuda_argmax_hits(ST(be), hits, x, targets, N, V);
+}
+
 static void cu_destroy(nn_backend *be)
 {
     if (!be)
@@ -205,6 +228,7 @@ static void cu_destroy(nn_backend *be)
             CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, cb->cuda.device));
             CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
         }
+        cuda_optim_free(cb->optim);
         if (cb->d_red)
             CUDA_CHECK(cudaFree(cb->d_red));
         if (cb->h_red)
@@ -240,6 +264,8 @@ extern "C" int nn_backend_cuda_new(nn_backend **out, int device)
         (rc = CUDA_TRY(cudaMallocHost((void **)&cb->h_red, sizeof(double)))) < 0 ||
         (rc = CUDA_TRY(cudaMalloc(&cb->workspace, CUBLAS_WORKSPACE_BYTES))) < 0)
         goto done;
+    if ((rc = cuda_optim_new(&cb->optim, &cb->cuda)) < 0)
+        goto done;
     CUBLAS_CHECK(cublasSetWorkspace(cb->cuda.blas, cb->workspace, CUBLAS_WORKSPACE_BYTES));
     CUBLAS_CHECK(cublasSetMathMode(cb->cuda.blas, CUBLAS_DEFAULT_MATH));
     be->name = "cuda";
@@ -269,6 +295,10 @@ extern "C" int nn_backend_cuda_new(nn_backend **out, int device)
     be->sumsq = cu_sumsq;
     be->sumsq_tdiff = cu_sumsq_tdiff;
     be->sumsq_tdiff_grad = cu_sumsq_tdiff_grad;
+    be->adam_step = cu_adam_step;
+    be->clip_grad_norm = cu_clip_grad_norm;
+    be->argmax_hits = cu_argmax_hits;
+    be->head = head_kernels_cuda(); /* the classifier head's kernels (kernels_head.cu) */
     *out = be;
     rc = 0;
 done:
@@ -277,12 +307,21 @@ done:
     return rc;
 }
 
+/* The mode travels with every product (cuda_gemm.math); the handle keeps CUBLAS_DEFAULT_MATH. */
+extern "C" void nn_backend_cuda_set_math(nn_backend *be, nn_math math)
+{
+    if (nn_backend_cuda_ctx(be))
+        CB(be)->math = math;
+}
+
+extern "C" nn_math nn_backend_cuda_math(nn_backend *be)
+{
+    return nn_backend_cuda_ctx(be) ? CB(be)->math : NN_MATH_FP32;
+}
+
 extern "C" void nn_backend_cuda_set_tf32(nn_backend *be, bool on)
 {
-    cuda_ctx *ctx = nn_backend_cuda_ctx(be);
-    if (ctx)
-        CUBLAS_CHECK(cublasSetMathMode(ctx->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                     : CUBLAS_DEFAULT_MATH));
+    nn_backend_cuda_set_math(be, on ? NN_MATH_TF32 : NN_MATH_FP32);
 }
 
 extern "C" cuda_ctx *nn_backend_cuda_ctx(nn_backend *be)

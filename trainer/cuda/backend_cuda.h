@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "cuda_ctx.h"
+#include "cuda_matmul.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,8 +24,14 @@ extern "C" {
  * KF_EINVAL (no such device), KF_EIO (CUDA refused) or KF_ENOMEM; *out is NULL on failure. */
 int nn_backend_cuda_new(nn_backend **out, int device);
 
-/* Matrix products in TF32 tensor-core math (on) or true FP32 (off, the default, which the
- * float32 tolerances of the tests assume). */
+/* Math mode of the matrix products (cuda_matmul.h): NN_MATH_FP32 (the default, which the
+ * float32 tolerances of the tests assume), NN_MATH_TF32 or NN_MATH_BF16 (tensor cores, operands
+ * rounded, FP32 accumulation and storage; everything else stays FP32). No-op when be is not a
+ * CUDA backend. */
+void nn_backend_cuda_set_math(nn_backend *be, nn_math math);
+/* The current mode (NN_MATH_FP32 when be is not a CUDA backend). */
+nn_math nn_backend_cuda_math(nn_backend *be);
+/* Same as set_math(be, on ? NN_MATH_TF32 : NN_MATH_FP32). */
 void nn_backend_cuda_set_tf32(nn_backend *be, bool on);
 
 /* The device, stream and cuBLAS handle behind a CUDA backend (for cuda_optim and tests), or

@@ -2,6 +2,9 @@
 #include "cuda_ctx.h"
 
 #include "cuda_check.h"
+#include "cuda_splitk.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -41,6 +44,14 @@ extern "C" int cuda_ctx_init(cuda_ctx *ctx, int device)
         goto done;
     }
     CUBLAS_CHECK(cublasSetStream(ctx->blas, ctx->stream));
+    if ((rc = CUDA_TRY(cudaMalloc((void **)&ctx->scratch,
+                                  CUDA_SPLITK_SCRATCH_FLOATS * sizeof(float)))) < 0)
+        goto done;
+    ctx->scratch_floats = CUDA_SPLITK_SCRATCH_FLOATS;
+    {
+        const char *env = getenv("KUBEFIT_CUDA_SPLITK");
+        ctx->splitk = !(env && !strcmp(env, "0"));
+    }
     ctx->device = device;
     ctx->cc_major = prop.major;
     ctx->cc_minor = prop.minor;
@@ -63,6 +74,10 @@ extern "C" void cuda_ctx_dispose(cuda_ctx *ctx)
         return;
     if (ctx->blas)
         cublasDestroy(ctx->blas);
+    if (ctx->stream)
+        cudaStreamSynchronize(ctx->stream);
+    if (ctx->scratch)
+        cudaFree(ctx->scratch);
     if (ctx->stream)
         cudaStreamDestroy(ctx->stream);
     memset(ctx, 0, sizeof *ctx);

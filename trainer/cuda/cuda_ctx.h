@@ -6,6 +6,9 @@
 #ifndef KUBEFIT_CUDA_CTX_H
 #define KUBEFIT_CUDA_CTX_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -20,6 +23,9 @@ typedef struct cuda_ctx {
     char name[256];          /* as cudaDeviceProp.name reports it */
     cudaStream_t stream;
     cublasHandle_t blas;
+    float *scratch;          /* split-K slices (cuda_splitk.h), scratch_floats long */
+    size_t scratch_floats;
+    bool splitk;             /* split-K on (default; KUBEFIT_CUDA_SPLITK=0 turns it off) */
 } cuda_ctx;
 
 /* Stores the number of CUDA devices in *out. Returns 0, or KF_EUNSUPPORTED with *out = 0 when

@@ -6,6 +6,8 @@
 
 #include "cuda_check.h"
 
+static_assert(CUDA_OPTIM_LIST_TENSORS <= CUDA_OPTIM_MAX_TENSORS, "d_part holds the partials");
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -150,6 +152,120 @@ extern "C" double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads,
             int n = fill_segs(&L, tensors, first, count);
             L.coef = (float)coef;
             scale_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(grads, L);
+            CUDA_CHECK(cudaGetLastError());
+        }
+    return norm;
+}
+
+/* ---- tensor lists (pointers per tensor) ---- */
+
+typedef struct pseg {
+    float *p, *g, *avg, *sqr;
+    size_t n;
+    float decay, scale, inv_d2; /* as seg */
+    int do_wd;
+} pseg;
+
+typedef struct pseg_list { /* ~1.8 KB of kernel arguments */
+    pseg s[CUDA_OPTIM_LIST_TENSORS];
+    float mom, damp1, sqr_mom, damp2, eps, coef;
+} pseg_list;
+
+static __global__ void adam_list_kernel(const pseg_list L)
+{
+    const pseg s = L.s[blockIdx.y];
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
+         k += (size_t)gridDim.x * blockDim.x) {
+        float w = s.p[k], gi = s.g[k];
+        if (s.do_wd)
+            w *= s.decay;
+        float a = L.mom * s.avg[k] + L.damp1 * gi;
+        float q = L.sqr_mom * s.sqr[k] + L.damp2 * gi * gi;
+        s.avg[k] = a, s.sqr[k] = q;
+        s.p[k] = w - s.scale * a / (sqrtf(q * s.inv_d2) + L.eps);
+    }
+}
+
+static __global__ void sumsq_list_kernel(double *part, const pseg_list L)
+{
+    const pseg s = L.s[blockIdx.y];
+    double acc = 0;
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
+         k += (size_t)gridDim.x * blockDim.x) {
+        double v = s.g[k];
+        acc += v * v;
+    }
+    acc = block_sum(acc);
+    if (threadIdx.x == 0)
+        part[blockIdx.y * gridDim.x + blockIdx.x] = acc;
+}
+
+static __global__ void scale_list_kernel(const pseg_list L)
+{
+    const pseg s = L.s[blockIdx.y];
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
+         k += (size_t)gridDim.x * blockDim.x)
+        s.g[k] *= L.coef;
+}
+
+/* Fills L with tensors [first, first + returned count) of t (pointers and sizes only). */
+static int fill_list(pseg_list *L, const nn_opt_tensor *t, int first, int count)
+{
+    int n = count - first < CUDA_OPTIM_LIST_TENSORS ? count - first : CUDA_OPTIM_LIST_TENSORS;
+    *L = (pseg_list){};
+    for (int k = 0; k < n; k++) {
+        pseg *s = &L->s[k];
+        s->p = t[first + k].param, s->g = t[first + k].grad;
+        s->avg = t[first + k].avg, s->sqr = t[first + k].sqr;
+        s->n = t[first + k].n;
+    }
+    return n;
+}
+
+extern "C" void cuda_optim_adam_list(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
+                                     double sqr_mom, double eps)
+{
+    for (int first = 0; first < count; first += CUDA_OPTIM_LIST_TENSORS) {
+        pseg_list L;
+        int n = fill_list(&L, t, first, count);
+        L.mom = (float)mom, L.damp1 = (float)(1.0 - mom);
+        L.sqr_mom = (float)sqr_mom, L.damp2 = (float)(1.0 - sqr_mom);
+        L.eps = (float)eps;
+        for (int k = 0; k < n; k++) { /* per-tensor constants in double, as optim.c */
+            const nn_opt_tensor *x = &t[first + k];
+            L.s[k].decay = (float)(1.0 - x->lr * x->wd);
+            L.s[k].scale = (float)(x->lr / (1.0 - pow(mom, x->step)));
+            L.s[k].inv_d2 = (float)(1.0 / (1.0 - pow(sqr_mom, x->step)));
+            L.s[k].do_wd = x->wd != 0.0;
+        }
+        adam_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, o->ctx->stream>>>(L);
+        CUDA_CHECK(cudaGetLastError());
+    }
+}
+
+extern "C" double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count,
+                                       double max_norm)
+{
+    cudaStream_t st = o->ctx->stream;
+    double *total = o->d_part + OGRID_X * CUDA_OPTIM_MAX_TENSORS;
+    pseg_list L;
+    CUDA_CHECK(cudaMemsetAsync(total, 0, sizeof *total, st));
+    for (int first = 0; first < count; first += CUDA_OPTIM_LIST_TENSORS) {
+        int n = fill_list(&L, t, first, count);
+        sumsq_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(o->d_part, L);
+        CUDA_CHECK(cudaGetLastError());
+        total_kernel<<<1, OBLOCK, 0, st>>>(total, o->d_part, OGRID_X * n);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    CUDA_CHECK(cudaMemcpyAsync(o->h_total, total, sizeof *total, cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    double norm = sqrt(*o->h_total);
+    double coef = max_norm > 0 ? max_norm / (norm + 1e-6) : 1.0;
+    if (coef < 1.0)
+        for (int first = 0; first < count; first += CUDA_OPTIM_LIST_TENSORS) {
+            int n = fill_list(&L, t, first, count);
+            L.coef = (float)coef;
+            scale_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(L);
             CUDA_CHECK(cudaGetLastError());
         }
     return norm;

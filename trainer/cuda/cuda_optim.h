@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 
+#include "backend.h"
 #include "cuda_ctx.h"
 
 #ifdef __cplusplus
@@ -54,6 +55,15 @@ void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a);
  * norm before clipping (waits for the stream). */
 double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads, const cuda_optim_tensor *tensors,
                                  int count, double max_norm);
+
+/* The same two pieces over tensors anywhere in device memory (the trainer's optimizer: the
+ * encoder's and the head's blocks, the optimizer's own state block), as the nn_backend ops
+ * adam_step / clip_grad_norm (backend.h) - CUDA_OPTIM_LIST_TENSORS per launch. A tensor's wd
+ * 0 means no weight decay; tensors with n == 0 are allowed. */
+#define CUDA_OPTIM_LIST_TENSORS 32
+void cuda_optim_adam_list(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
+                          double sqr_mom, double eps);
+double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count, double max_norm);
 
 #ifdef __cplusplus
 }

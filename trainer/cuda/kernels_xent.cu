@@ -1,61 +1,62 @@
 /* kernels_xent: softmax + cross-entropy over the vocabulary, one block per row.
- * Dimension legend: N rows (t*b tokens), V vocab. Forward: row max, sum of exp in double, loss
- * = log(sum) + max - x[target], then probs in place; same steps as backend_cpu.c. */
+ * Dimension legend: N rows (t*b tokens), V vocab. Forward: one read of the row for the running
+ * (max, sum of exp) of every thread (online softmax), the pairs merged across the block in
+ * double, loss = log(sum) + max - x[target], then a second pass writes the probs in place.
+ * Same result as backend_cpu.c's max / double sum / normalise to float32 rounding. */
 #include "kernels.h"
 
 #include "cuda_check.h"
 
 #include <float.h>
+#include <math.h>
 
 #define XBLOCK 512
 
-/* Block-wide reductions over XBLOCK threads through shared memory; every thread gets the result. */
-static __device__ float block_max(float v, float *sh)
+/* Merges (m, s) pairs - s = sum of exp(x - m) - across the block; every thread gets the row's
+ * max in *mx and its sum of exp(x - max). A pair with s == 0 holds no element. */
+static __device__ double block_merge(float m, double s, float *shm, double *shs, float *mx)
 {
-    sh[threadIdx.x] = v;
+    shm[threadIdx.x] = m;
+    shs[threadIdx.x] = s;
     __syncthreads();
-    for (int s = XBLOCK / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s)
-            sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + s]);
+    for (int k = XBLOCK / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k) {
+            float m1 = shm[threadIdx.x], m2 = shm[threadIdx.x + k];
+            double s1 = shs[threadIdx.x], s2 = shs[threadIdx.x + k];
+            float mm = fmaxf(m1, m2);
+            shm[threadIdx.x] = mm;
+            shs[threadIdx.x] = (s1 != 0 ? s1 * exp((double)m1 - mm) : 0.0) + /* NaN propagates */
+                               (s2 != 0 ? s2 * exp((double)m2 - mm) : 0.0);
+        }
         __syncthreads();
     }
-    float r = sh[0];
+    *mx = shm[0];
+    double r = shs[0];
     __syncthreads();
     return r;
 }
 
-static __device__ double block_sum(double v, double *sh)
-{
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = XBLOCK / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s)
-            sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    double r = sh[0];
-    __syncthreads();
-    return r;
-}
-
-/* probs(N,V): logits in, probabilities out; loss(N). */
 static __global__ void xent_fwd_kernel(float *loss, float *probs, const int32_t *targets, int V)
 {
-    __shared__ float shf[XBLOCK];
-    __shared__ double shd[XBLOCK];
+    __shared__ float shm[XBLOCK];
+    __shared__ double shs[XBLOCK];
     float *x = probs + (size_t)blockIdx.x * V;
-    float mx = -FLT_MAX;
-    for (int k = threadIdx.x; k < V; k += XBLOCK)
-        mx = fmaxf(mx, x[k]);
-    mx = block_max(mx, shf);
-    double s = 0;
-    for (int k = threadIdx.x; k < V; k += XBLOCK)
-        s += exp((double)x[k] - mx);
-    s = block_sum(s, shd);
+    float m = -FLT_MAX, s = 0.0f; /* running max and sum of exp(x - m) of this thread */
+    for (int k = threadIdx.x; k < V; k += XBLOCK) {
+        float v = x[k];
+        if (v > m) {
+            s = s * expf(m - v) + 1.0f;
+            m = v;
+        } else {
+            s += expf(v - m);
+        }
+    }
+    float mx;
+    double sum = block_merge(m, (double)s, shm, shs, &mx);
     if (threadIdx.x == 0)
-        loss[blockIdx.x] = (float)(log(s) + mx - x[targets[blockIdx.x]]);
+        loss[blockIdx.x] = (float)(log(sum) + mx - x[targets[blockIdx.x]]);
     __syncthreads(); /* x[target] is read before it is overwritten */
-    float inv = (float)(1.0 / s);
+    float inv = (float)(1.0 / sum);
     for (int k = threadIdx.x; k < V; k += XBLOCK)
         x[k] = expf(x[k] - mx) * inv;
 }

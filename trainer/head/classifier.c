@@ -226,7 +226,7 @@ int head_clf_new(head_clf **out, const head_config *cfg, nn_backend *be,
     }
     c->cfg = *cfg;
     c->be = be;
-    c->k = kernels ? kernels : head_kernels_cpu();
+    c->k = kernels ? kernels : be->head ? be->head : head_kernels_cpu();
     c->max_batch = max_batch;
     if ((rc = layout_params(c)))
         goto done;

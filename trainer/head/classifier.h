@@ -61,7 +61,8 @@ typedef struct head_block_acts {
 } head_block_acts;
 
 /* Creates the head for batches of up to max_batch rows; parameters zeroed (call head_clf_init or
- * load weights). kernels NULL = head_kernels_cpu(). Caller frees with head_clf_free.
+ * load weights). kernels NULL = the backend's own (be->head, e.g. the CUDA table), else
+ * head_kernels_cpu(). Caller frees with head_clf_free.
  * KF_EINVAL for a bad config, KF_ENOMEM. */
 int head_clf_new(head_clf **out, const head_config *cfg, nn_backend *be,
                  const head_kernels *kernels, int max_batch);

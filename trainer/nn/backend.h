@@ -14,6 +14,18 @@
 
 typedef struct nn_backend nn_backend;
 
+/* One tensor of an optimizer op (adam_step, clip_grad_norm below): (n) floats each, backend
+ * memory. fastai's Adam as trainer/train/optim.h: p *= 1-lr*wd (when wd != 0); avg, sqr moving
+ * averages; p -= lr/(1-mom^step) * avg / (sqrt(sqr/(1-sqr_mom^step)) + eps). */
+typedef struct nn_opt_tensor {
+    float *param, *grad, *avg, *sqr;
+    size_t n;
+    double lr;   /* learning rate of the tensor's group */
+    double wd;   /* decoupled weight decay; 0: none (biases, BatchNorm) */
+    double step; /* the tensor's step count including this update (1 on the first) */
+} nn_opt_tensor;
+struct head_kernels; /* trainer/head/kernels.h */
+
 struct nn_backend {
     const char *name; /* "cpu", "cuda" */
     void *ctx;        /* backend private */
@@ -97,6 +109,23 @@ struct nn_backend {
                    int N);
     void (*sgemm_packed)(nn_backend *be, int M, int N, int K, const float *A, int lda,
                          const float *packed, float beta, float *C, int ldc);
+
+    /* Optional trainer ops. NULL (the CPU backend): the trainer (trainer/train optim.c, fit.c)
+     * does this arithmetic on the host, reading backend memory directly, which only a backend
+     * whose memory is host memory allows; any other backend must fill them.
+     * adam_step: one Adam update of each of the count tensors (frozen ones are not listed). */
+    void (*adam_step)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
+                      double sqr_mom, double eps);
+    /* torch clip_grad_norm_: the L2 norm (in double) of the listed tensors' grads; when
+     * max_norm > 0 and max_norm/(norm+1e-6) < 1 the grads are scaled by that factor. Returns
+     * the norm before clipping. */
+    double (*clip_grad_norm)(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm);
+    /* hits(N) = 1 where the first index of row i's maximum of x(N,V) equals targets(N), else 0
+     * (next-token accuracy: sum hits with be->sum). */
+    void (*argmax_hits)(nn_backend *be, float *hits, const float *x, const int32_t *targets,
+                        int N, int V);
+
+    const struct head_kernels *head; /* the head's ops on this backend (NULL: head_kernels_cpu()) */
 };
 
 /* CPU backend: OpenBLAS sgemm + pthread-pool kernels on `threads` threads (<= 0: all cores).

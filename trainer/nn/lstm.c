@@ -40,10 +40,12 @@ void nn_lstm_forward(nn_model *m, nn_acts *a, int l)
     }
 }
 
-/* Backward of layer l. dy (t,b,H) = dL/dh[1..t]; writes dx (t,b,I) = dL/dx; accumulates into
- * the gradients of w_ih, b_ih, b_hh and (through the dropout mask) w_hh_raw. The carried state
- * is detached: no gradient flows into h[0], c[0]. */
-void nn_lstm_backward(nn_model *m, nn_acts *a, int l, const float *dy, float *dx)
+/* Backward of layer l. dy (t,b,H) = dL/dh[1..t] from above, CLOBBERED: step s+1's recurrent
+ * gradient is accumulated into dy_s by the product itself (beta 1), so dy_s becomes the total
+ * dL/dh_s the cell backward reads. Writes dx (t,b,I) = dL/dx; accumulates into the gradients of
+ * w_ih, b_ih, b_hh and (through the dropout mask) w_hh_raw. The carried state is detached: no
+ * gradient flows into h[0], c[0]. */
+void nn_lstm_backward(nn_model *m, nn_acts *a, int l, float *dy, float *dx)
 {
     nn_backend *be = m->be;
     const nn_lstm_weights *w = &m->w.lstm[l];
@@ -51,23 +53,21 @@ void nn_lstm_backward(nn_model *m, nn_acts *a, int l, const float *dy, float *dx
     nn_layer_acts *la = &a->layer[l];
     int b = a->b, t = a->t, I = nn_in_size(&m->cfg, l), H = nn_out_size(&m->cfg, l), N = t * b;
     size_t bH = (size_t)b * H, b4H = (size_t)b * 4 * H, HH4 = (size_t)4 * H * H;
-    float *dh = a->d_h; /* (b,H) dL/dh_s from step s+1 through w_hh, then + dy_s */
     float *dc = a->d_c; /* (b,H) dL/dc_s */
 
     float *packed = m->w_hh_packed; /* W_hh packed once for the dh products */
     if (packed)
         be->pack_b(be, packed, la->w_hh, H, false, 4 * H, H);
-    be->fill(be, dh, 0.0f, bH);
     be->fill(be, dc, 0.0f, bH);
     for (int s = t - 1; s >= 0; s--) {
         float *dg = a->d_gates + (size_t)s * b4H;
-        be->axpy(be, dh, 1.0f, dy + (size_t)s * bH, bH);
-        be->lstm_cell_bwd(be, dg, dh, dc, la->gates + (size_t)s * b4H,
+        be->lstm_cell_bwd(be, dg, dy + (size_t)s * bH, dc, la->gates + (size_t)s * b4H,
                           la->c + (size_t)(s + 1) * bH, la->c + (size_t)s * bH, b, H);
-        if (s > 0 && packed) /* dh_{s-1}(b,H) = dg(b,4H) w_hh(4H,H) */
-            be->sgemm_packed(be, b, H, 4 * H, dg, 4 * H, packed, 0.0f, dh, H);
+        float *dh_prev = dy + (size_t)(s - 1) * bH; /* dy_{s-1}(b,H) += dg(b,4H) w_hh(4H,H) */
+        if (s > 0 && packed)
+            be->sgemm_packed(be, b, H, 4 * H, dg, 4 * H, packed, 1.0f, dh_prev, H);
         else if (s > 0)
-            be->sgemm(be, false, false, b, H, 4 * H, 1.0f, dg, 4 * H, la->w_hh, H, 0.0f, dh, H);
+            be->sgemm(be, false, false, b, H, 4 * H, 1.0f, dg, 4 * H, la->w_hh, H, 1.0f, dh_prev, H);
     }
     /* dW_hh(4H,H) = dgates^T(4H,N) h[0..t-1](N,H); raw gradient through the mask. */
     if (a->training) {

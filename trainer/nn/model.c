@@ -305,7 +305,6 @@ static size_t layout_acts(const nn_model *m, nn_acts *a, char *base)
     TAKE(a->d_a, float, T * B * Hmax);
     TAKE(a->d_b, float, T * B * Hmax);
     TAKE(a->d_gates, float, T * B * 4 * Hmax);
-    TAKE(a->d_h, float, B * Hmax);
     TAKE(a->d_c, float, B * Hmax);
     TAKE(a->d_w, float, 4 * Hmax * Hmax);
 #undef TAKE

@@ -38,7 +38,8 @@ int nn_state_resize(nn_model *m, int b);
 
 /* lstm.c: one layer over a chunk of t steps and b rows, time-major. */
 void nn_lstm_forward(nn_model *m, nn_acts *a, int l);
-/* dy (t,b,H_l): dL/d raw output; dx (t,b,I_l): out, dL/d layer input. Accumulates weight grads. */
-void nn_lstm_backward(nn_model *m, nn_acts *a, int l, const float *dy, float *dx);
+/* dy (t,b,H_l): dL/d raw output (clobbered: the recurrent gradient accumulates into it); dx
+ * (t,b,I_l): out, dL/d layer input. Accumulates weight grads. */
+void nn_lstm_backward(nn_model *m, nn_acts *a, int l, float *dy, float *dx);
 
 #endif

@@ -129,7 +129,7 @@ typedef struct nn_acts {
     float *d_out;      /* (T,B,E) gradient w.r.t. the last layer's raw output (see encoder_bwd) */
     float *d_a, *d_b;  /* (T,B,max(E,H)) ping-pong gradients between layers */
     float *d_gates;    /* (T,B,4*max H_l) */
-    float *d_h, *d_c;  /* (B,max H_l) */
+    float *d_c;        /* (B,max H_l) */
     float *d_w;        /* (4*max H_l, max H_l) gradient w.r.t. the dropped w_hh */
     void *block;       /* the one allocation behind every pointer above */
 } nn_acts;

@@ -86,10 +86,16 @@ int fit_lm_init(fit_lm *f, fit_ctx *c, nn_model *m)
                              .no_wd = strcmp(t[i].name, "1.decoder.bias") == 0};
     optim_hparams hp = OPTIM_HPARAMS_DEFAULT;
     hp.wd = c->wd;
-    if ((rc = optim_new(&f->opt, p, (size_t)nt, cfg->layers + 1, hp)) < 0)
+    if ((rc = optim_create(&f->opt, &(optim_config){.params = p, .n = (size_t)nt, .n_groups = cfg->layers + 1,
+                                                    .hp = hp, .be = c->be})) < 0)
         goto done;
     if ((rc = nn_acts_new(&f->a, m, c->B, c->bptt, NN_ACTS_DECODER)) < 0)
         goto done;
+    if (c->be->argmax_hits &&
+        !(f->hits = c->be->alloc(c->be, (size_t)c->B * c->bptt * sizeof *f->hits))) {
+        rc = err_set(KF_ENOMEM, "out of %s memory for %d x %d accuracy hits", c->be->name, c->B, c->bptt);
+        goto done;
+    }
     f->x = malloc((size_t)c->B * c->bptt * sizeof *f->x);
     f->y = malloc((size_t)c->B * c->bptt * sizeof *f->y);
     if (!f->x || !f->y)
@@ -107,6 +113,8 @@ void fit_lm_dispose(fit_lm *f)
         return;
     if (f->a)
         nn_acts_free(f->m, f->a);
+    if (f->hits)
+        nn_model_backend(f->m)->release(nn_model_backend(f->m), f->hits);
     optim_free(f->opt);
     free(f->x);
     free(f->y);
@@ -129,7 +137,7 @@ int fit_lm_eval(fit_ctx *c, fit_lm *f, const data_docs *valid, double *loss, dou
     int rc = 0;
     data_lm lm = {0};
     double sum = 0, n = 0, right = 0;
-    const int host = strcmp(c->be->name, "cpu") == 0;
+    nn_backend *be = c->be;
     const int V = nn_model_config(f->m)->vocab;
     *loss = *accuracy = NAN;
     if (valid->n == 0)
@@ -149,7 +157,10 @@ int fit_lm_eval(fit_ctx *c, fit_lm *f, const data_docs *valid, double *loss, dou
             goto done;
         sum += l.ce * t * c->B;
         n += (double)t * c->B;
-        if (host) { /* probs (T,B,V) time-major; targets (B,T) batch-first */
+        if (f->hits) { /* on the device: probs (T,B,V) against the (T,B) targets it holds */
+            be->argmax_hits(be, f->hits, f->a->logits, f->a->targets, t * c->B, V);
+            right += be->sum(be, f->hits, (size_t)t * c->B);
+        } else { /* host memory: probs (T,B,V) time-major; targets (B,T) batch-first */
             for (int tt = 0; tt < t; tt++)
                 for (int b = 0; b < c->B; b++) {
                     const float *p = f->a->logits + ((size_t)tt * c->B + b) * V;
@@ -162,7 +173,7 @@ int fit_lm_eval(fit_ctx *c, fit_lm *f, const data_docs *valid, double *loss, dou
         }
     }
     *loss = n > 0 ? sum / n : NAN;
-    *accuracy = host && n > 0 ? right / n : NAN;
+    *accuracy = n > 0 ? right / n : NAN;
 done:
     nn_reset(f->m);
     data_lm_dispose(&lm);
@@ -278,7 +289,8 @@ int fit_clf_init(fit_clf *f, fit_ctx *c, nn_model *m, head_clf *head, int L, int
     f->n_groups = NL + 2;
     optim_hparams hp = OPTIM_HPARAMS_DEFAULT;
     hp.wd = c->wd;
-    if ((rc = optim_new(&f->opt, p, (size_t)k, f->n_groups, hp)) < 0)
+    if ((rc = optim_create(&f->opt, &(optim_config){.params = p, .n = (size_t)k, .n_groups = f->n_groups,
+                                                    .hp = hp, .be = c->be})) < 0)
         goto done;
     head_sentence_config sc = head_sentence_config_default();
     sc.bptt = c->bptt;

@@ -2,7 +2,10 @@
  * unfreezing) - and evaluation, on any nn_backend.
  *
  * Dimension legend: B batch, T BPTT chunk (72), S padded length, V vocab, E embedding, L labels,
- * NL LSTM layers, G parameter groups (LM: NL+1, classifier: NL+2 as fastai's splitters). */
+ * NL LSTM layers, G parameter groups (LM: NL+1, classifier: NL+2 as fastai's splitters).
+ * Memory: everything a step touches (model, head, activations, optimizer state, scratch) is
+ * allocated by fit_*_init for the stage; the step loops only upload a batch and download the
+ * loss (and, in evaluation, logits or a hit count). */
 #ifndef KUBEFIT_FIT_H
 #define KUBEFIT_FIT_H
 
@@ -44,7 +47,9 @@ typedef struct {
     nn_model *m;   /* borrowed */
     nn_acts *a;
     optim *opt;
-    int32_t *x, *y; /* (B,T) */
+    int32_t *x, *y; /* (B,T) host */
+    float *hits;    /* (T,B) backend memory: argmax hits for the accuracy (backends with the
+                       argmax_hits op; NULL on the CPU backend, which counts on the host) */
 } fit_lm;
 
 int fit_lm_init(fit_lm *f, fit_ctx *c, nn_model *m);

@@ -41,17 +41,15 @@ int modelio_add_nn(st_writer *w, nn_model *m, int classifier, float **host)
     return rc;
 }
 
-int modelio_add_head(st_writer *w, head_clf *c, float **host)
+int modelio_add_head(st_writer *w, head_clf *c, nn_backend *be, float **host)
 {
     int rc = 0;
     size_t np = head_num_params(c), nb = head_num_buffers(c);
     *host = malloc((np + nb + 1) * sizeof **host);
     if (!*host)
         return err_set(KF_ENOMEM, "out of memory");
-    /* The head's blocks are host memory on the CPU backend (the only one this build has; a GPU
-     * backend needs a download here, as modelio_add_nn does). */
-    memcpy(*host, head_params(c), np * sizeof **host);
-    memcpy(*host + np, head_buffers(c), nb * sizeof **host);
+    be->download(be, *host, head_params(c), np * sizeof **host);
+    be->download(be, *host + np, head_buffers(c), nb * sizeof **host);
     const nn_tensor *t = head_tensors(c);
     for (int i = 0; i < head_tensor_count(c) && rc == 0; i++)
         rc = st_writer_add(w, t[i].name, *host + t[i].offset, t[i].shape, t[i].ndim);
@@ -146,18 +144,26 @@ int modelio_load_nn(nn_model *m, const st_file *f, int from_classifier, const vo
     return rc;
 }
 
-int modelio_load_head(head_clf *c, const st_file *f)
+int modelio_load_head(head_clf *c, nn_backend *be, const st_file *f)
 {
     int rc = 0;
     const nn_tensor *t = head_tensors(c);
-    float *p = head_params(c), *b = head_buffers(c); /* host memory on the CPU backend */
+    size_t np = head_num_params(c), nb = head_num_buffers(c);
+    float *p = calloc(np + nb + 1, sizeof *p), *b = p ? p + np : NULL; /* host staging */
+    if (!p)
+        return err_set(KF_ENOMEM, "out of memory");
     for (int i = 0; i < head_tensor_count(c) && rc == 0; i++)
         rc = st_read_f32(p + t[i].offset, t[i].numel, f, t[i].name, t[i].shape, t[i].ndim);
     const nn_tensor *bt = head_buffer_tensors(c);
     for (int i = 0; i < head_buffer_count(c) && rc == 0; i++)
         rc = st_read_f32(b + bt[i].offset, bt[i].numel, f, bt[i].name, bt[i].shape, bt[i].ndim);
-    if (rc < 0)
+    if (rc < 0) {
         err_wrap(rc, "classifier head weights");
+    } else { /* every tensor of both blocks was read: the blocks are complete */
+        be->upload(be, head_params(c), p, np * sizeof *p);
+        be->upload(be, head_buffers(c), b, nb * sizeof *b);
+    }
+    free(p);
     return rc;
 }
 

@@ -17,8 +17,9 @@ char *modelio_name(const char *nn_name, int classifier);
 /* Adds the encoder (+ decoder bias unless classifier) to w; *host holds the downloaded data the
  * writer points into (caller frees it after saving). */
 int modelio_add_nn(st_writer *w, nn_model *m, int classifier, float **host);
-/* Adds the head's parameters and running statistics; *host as above. */
-int modelio_add_head(st_writer *w, head_clf *c, float **host);
+/* Adds the head's parameters and running statistics (backend memory of be, the head's
+ * backend); *host as above. */
+int modelio_add_head(st_writer *w, head_clf *c, nn_backend *be, float **host);
 
 /* Loads encoder weights. from_vocab NULL: the file has m's vocabulary; else rows are matched by
  * token (fastai match_embeds: tokens missing from the file get the mean embedding row and mean
@@ -26,7 +27,9 @@ int modelio_add_head(st_writer *w, head_clf *c, float **host);
  * only when m has one in use (classifier == 0) and the file has it. */
 int modelio_load_nn(nn_model *m, const st_file *f, int from_classifier, const vocab *to_vocab,
                     const vocab *from_vocab);
-int modelio_load_head(head_clf *c, const st_file *f);
+/* Loads the head's parameters and running statistics (read on the host, then uploaded to be,
+ * the head's backend); nothing changes when a tensor is missing or has a bad shape. */
+int modelio_load_head(head_clf *c, nn_backend *be, const st_file *f);
 
 /* Model dimensions stored in a file: V, E, H (0 when single layer), NL. */
 int modelio_dims(const st_file *f, int classifier, int *V, int *E, int *H, int *NL);

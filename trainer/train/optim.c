@@ -15,17 +15,33 @@ struct optim {
     double *lr;       /* [n_groups] */
     optim_hparams hp;
     int frozen_idx;   /* groups < frozen_idx are frozen */
-    float *state;     /* one allocation: avg then sqr for every tensor */
+    nn_backend *be;   /* NULL: everything is host memory */
+    int device;       /* be has the adam_step/clip_grad_norm ops: the element loops run there */
+    size_t total;     /* floats of all tensors */
+    float *state;     /* one allocation (be->alloc, else calloc): avg then sqr for every tensor */
     float **avg, **sqr; /* [n] views into state */
     float *step;      /* [n] per-tensor step counts (float so checkpoints stay F32) */
+    nn_opt_tensor *list; /* [n] the trainable tensors of one device op (device only) */
+    float *host;      /* [2*total] host copy of state for checkpoints (device only, lazily) */
 };
 
 int optim_new(optim **out, const optim_param *params, size_t n, int n_groups, optim_hparams hp)
 {
+    return optim_create(out, &(optim_config){.params = params, .n = n, .n_groups = n_groups, .hp = hp});
+}
+
+int optim_create(optim **out, const optim_config *cfg)
+{
     int rc = 0;
     optim *o = NULL;
     size_t total = 0;
+    const optim_param *params = cfg->params;
+    const size_t n = cfg->n;
+    const int n_groups = cfg->n_groups;
+    nn_backend *be = cfg->be;
     *out = NULL;
+    if (be && (!be->adam_step) != (!be->clip_grad_norm))
+        return err_set(KF_EINVAL, "optim: backend '%s' has only one of adam_step/clip_grad_norm", be->name);
     if (n_groups < 1)
         return err_set(KF_EINVAL, "optim: %d parameter groups", n_groups);
     for (size_t i = 0; i < n; i++) {
@@ -38,16 +54,26 @@ int optim_new(optim **out, const optim_param *params, size_t n, int n_groups, op
     }
     if (!(o = calloc(1, sizeof *o)) || !(o->p = calloc(n ? n : 1, sizeof *o->p)) ||
         !(o->lr = calloc((size_t)n_groups, sizeof *o->lr)) ||
-        !(o->state = calloc(2 * total + 1, sizeof *o->state)) ||
         !(o->avg = calloc(n ? n : 1, sizeof *o->avg)) || !(o->sqr = calloc(n ? n : 1, sizeof *o->sqr)) ||
-        !(o->step = calloc(n ? n : 1, sizeof *o->step))) {
+        !(o->step = calloc(n ? n : 1, sizeof *o->step)) ||
+        !(o->list = calloc(n ? n : 1, sizeof *o->list))) {
         rc = err_set(KF_ENOMEM, "optim: out of memory (%zu parameters)", total);
+        goto done;
+    }
+    o->be = be;
+    o->device = be && be->adam_step;
+    /* zeroed on both paths (be->alloc returns zeroed memory) */
+    o->state = be ? be->alloc(be, (2 * total + 1) * sizeof *o->state) : calloc(2 * total + 1, sizeof *o->state);
+    if (!o->state) {
+        rc = err_set(KF_ENOMEM, "optim: cannot allocate the state of %zu parameters%s%s", total,
+                     be ? " on " : "", be ? be->name : "");
         goto done;
     }
     memcpy(o->p, params, n * sizeof *params);
     o->n = n;
+    o->total = total;
     o->n_groups = n_groups;
-    o->hp = hp;
+    o->hp = cfg->hp;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         o->avg[i] = o->state + off;
@@ -67,7 +93,12 @@ void optim_free(optim *o)
         return;
     free(o->p);
     free(o->lr);
-    free(o->state);
+    if (o->be && o->state)
+        o->be->release(o->be, o->state);
+    else
+        free(o->state);
+    free(o->list);
+    free(o->host);
     free(o->avg);
     free(o->sqr);
     free(o->step);
@@ -101,9 +132,30 @@ int optim_is_trainable(const optim *o, size_t i)
     return i < o->n && (o->p[i].group >= o->frozen_idx || o->p[i].force_train);
 }
 
+/* The trainable tensors as the device ops take them, in o->list; counts a step when step. */
+static int device_list(optim *o, int step)
+{
+    int k = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        if (!optim_is_trainable(o, i))
+            continue;
+        const optim_param *p = &o->p[i];
+        if (step)
+            o->step[i] += 1.0f;
+        o->list[k++] = (nn_opt_tensor){.param = p->param, .grad = p->grad, .avg = o->avg[i], .sqr = o->sqr[i],
+                                       .n = p->n, .lr = o->lr[p->group],
+                                       .wd = p->no_wd ? 0.0 : o->hp.wd, .step = o->step[i]};
+    }
+    return k;
+}
+
 void optim_step(optim *o)
 {
     const double mom = o->hp.mom, sqr_mom = o->hp.sqr_mom, eps = o->hp.eps, wd = o->hp.wd;
+    if (o->device) {
+        o->be->adam_step(o->be, o->list, device_list(o, 1), mom, sqr_mom, eps);
+        return;
+    }
     for (size_t i = 0; i < o->n; i++) {
         if (!optim_is_trainable(o, i))
             continue;
@@ -130,12 +182,18 @@ void optim_step(optim *o)
 
 void optim_zero_grad(optim *o)
 {
-    for (size_t i = 0; i < o->n; i++)
-        memset(o->p[i].grad, 0, o->p[i].n * sizeof(float));
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->be)
+            o->be->fill(o->be, o->p[i].grad, 0.0f, o->p[i].n);
+        else
+            memset(o->p[i].grad, 0, o->p[i].n * sizeof(float));
+    }
 }
 
 double optim_clip_grad_norm(optim *o, double max_norm)
 {
+    if (o->device)
+        return o->be->clip_grad_norm(o->be, o->list, device_list(o, 0), max_norm);
     double sum = 0.0;
     for (size_t i = 0; i < o->n; i++) {
         if (!optim_is_trainable(o, i))
@@ -160,16 +218,34 @@ double optim_clip_grad_norm(optim *o, double max_norm)
 
 static const char *const ckpt_parts[3] = {"avg", "sqr", "step"};
 
-/* The state array of tensor i for part k of ckpt_parts, and its length. */
+/* The host array of tensor i for part k of ckpt_parts, and its length: the state itself on the
+ * host path, else its place in the host copy o->host. */
 static float *ckpt_view(const optim *o, size_t i, int k, size_t *n)
 {
     *n = k == 2 ? 1 : o->p[i].n;
-    return k == 0 ? o->avg[i] : k == 1 ? o->sqr[i] : &o->step[i];
+    if (k == 2)
+        return &o->step[i];
+    float *v = k == 0 ? o->avg[i] : o->sqr[i];
+    return o->device ? o->host + (v - o->state) : v;
 }
 
-int optim_save(const optim *o, st_writer *w)
+/* Device path: makes the host copy of the state (once). */
+static int host_copy(optim *o)
 {
-    int rc = 0;
+    if (!o->device || o->host)
+        return 0;
+    if (!(o->host = malloc((2 * o->total + 1) * sizeof *o->host)))
+        return err_set(KF_ENOMEM, "optim: out of memory for a host copy of %zu state values", 2 * o->total);
+    return 0;
+}
+
+int optim_save(optim *o, st_writer *w)
+{
+    int rc = host_copy(o);
+    if (rc < 0)
+        return rc;
+    if (o->device)
+        o->be->download(o->be, o->host, o->state, 2 * o->total * sizeof *o->host);
     for (size_t i = 0; i < o->n && rc == 0; i++) {
         if (!o->p[i].name)
             return err_set(KF_EINVAL, "optim: parameter %zu has no name", i);
@@ -189,7 +265,11 @@ int optim_save(const optim *o, st_writer *w)
 
 int optim_load(optim *o, const st_file *f)
 {
-    int rc = 0;
+    int rc = host_copy(o);
+    if (rc < 0)
+        return rc;
+    if (o->device) /* tensors the file lacks keep their state */
+        o->be->download(o->be, o->host, o->state, 2 * o->total * sizeof *o->host);
     for (size_t i = 0; i < o->n && rc == 0; i++) {
         for (int k = 0; k < 3 && rc == 0; k++) {
             char *nm = NULL;
@@ -203,6 +283,8 @@ int optim_load(optim *o, const st_file *f)
     }
     if (rc < 0)
         err_wrap(rc, "optimizer state");
+    else if (o->device)
+        o->be->upload(o->be, o->state, o->host, 2 * o->total * sizeof *o->host);
     return rc;
 }
 

@@ -9,19 +9,24 @@
  *   step   += 1
  *   p      -= lr/(1-mom^step) * avg / (sqrt(sqr/(1-sqr_mom^step)) + eps)
  * Each parameter tensor keeps its own step count; frozen tensors are skipped entirely.
- * Optimizer state (avg, sqr) for all tensors lives in one allocation. */
+ * Optimizer state (avg, sqr) for all tensors lives in one allocation: backend memory when the
+ * optimizer is made with a backend (optim_create), where params and grads live too.
+ * Where the arithmetic runs: a backend with the adam_step/clip_grad_norm ops (CUDA) does the
+ * element loops (one launch per step); otherwise (the CPU backend, or no backend) the loops
+ * below run on the host. Schedules, groups, freezing and step counts are host state always. */
 #ifndef KUBEFIT_OPTIM_H
 #define KUBEFIT_OPTIM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "safetensors.h"
 
 typedef struct {
     const char *name; /* for checkpoints; borrowed, must outlive the optimizer */
-    float *param;     /* [n] */
-    float *grad;      /* [n] */
+    float *param;     /* [n] backend memory (host memory without a backend) */
+    float *grad;      /* [n] same */
     size_t n;
     int group;        /* parameter group, 0 = lowest layers (fastai's splitter order) */
     int no_wd;        /* 1: no weight decay (Linear biases, BatchNorm: fastai wd_bn_bias=False) */
@@ -36,7 +41,17 @@ typedef struct {
 
 typedef struct optim optim;
 
-/* params is copied; the arrays it points to are borrowed. Caller frees with optim_free. */
+typedef struct optim_config {
+    const optim_param *params; /* [n], copied; the arrays it points to are borrowed */
+    size_t n;
+    int n_groups;
+    optim_hparams hp;
+    nn_backend *be;            /* where params/grads live and the state goes; NULL: host memory */
+} optim_config;
+
+/* Caller frees with optim_free. KF_EINVAL (a group out of range), KF_ENOMEM. */
+int optim_create(optim **out, const optim_config *cfg);
+/* optim_create without a backend: params, grads and state in host memory. */
 int optim_new(optim **out, const optim_param *params, size_t n, int n_groups, optim_hparams hp);
 void optim_free(optim *o);
 
@@ -58,8 +73,9 @@ void optim_zero_grad(optim *o);
 double optim_clip_grad_norm(optim *o, double max_norm);
 
 /* Checkpoint: writes "opt.<name>.avg", "opt.<name>.sqr", "opt.<name>.step" (one float) tensors
- * (data borrowed by the writer until it is saved). Load restores them, checking shapes. */
-int optim_save(const optim *o, st_writer *w);
+ * (data borrowed by the writer until it is saved; on a device backend a host copy of the state
+ * the optimizer keeps, made at the first save/load). Load restores them, checking shapes. */
+int optim_save(optim *o, st_writer *w);
 int optim_load(optim *o, const st_file *f);
 
 /* ---- schedules ---- */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "device.h"
 #include "err.h"
 #include "fit.h"
 #include "log.h"
@@ -24,7 +25,7 @@
 
 run_opts run_opts_default(void)
 {
-    return (run_opts){.command = RUN_TRAIN, .device = "auto", .seed = 42, .threads = 0, .epochs = 4,
+    return (run_opts){.command = RUN_TRAIN, .device = "auto", .precision = "fp32", .seed = 42, .threads = 0, .epochs = 4,
                       .lm_epochs = -1, .batch_size = 64, .bptt = 72, .lr = 2e-2, .lm_lr = 0, .emb = 400,
                       .hidden = 1152, .layers = 3, .max_vocab = 60000, .min_freq = 3, .drop_mult = 0.5,
                       .wd = 0.01, .clip = 0, .valid_frac = 0.2, .resume = 1};
@@ -160,6 +161,7 @@ static json_t *config_json(const run_state *r)
         json_decref(stages);
     if (c && json_object_set_new(c, "stages", stages) == 0 &&
         json_object_set_new(c, "labelMode", json_string(modes[o->label_mode])) == 0 &&
+        json_object_set_new(c, "precision", json_string(r->be ? device_precision(r->be) : "fp32")) == 0 &&
         json_object_set_new(c, "threshold", json_real(r->fc.threshold > 0 ? r->fc.threshold : 0.5)) == 0 &&
         json_object_set_new(c, "inputs", json_pack("{s:s,s:s,s:s,s:s,s:s}", "pretrained", r->lay.lm, "vocab",
                                                    r->lay.vocab_in, "train", r->lay.train, "valid", r->lay.valid,
@@ -180,11 +182,11 @@ static int write_vocab(run_state *r, const char *uri)
 }
 
 /* Serialises the model being trained (+ optimizer state when opt) into a writer. */
-static int add_model(run_state *r, st_writer *w, int classifier, const optim *opt, float **h1, float **h2)
+static int add_model(run_state *r, st_writer *w, int classifier, optim *opt, float **h1, float **h2)
 {
     int rc = modelio_add_nn(w, classifier ? r->clf : r->lm, classifier, h1);
     if (rc == 0 && classifier)
-        rc = modelio_add_head(w, r->head, h2);
+        rc = modelio_add_head(w, r->head, r->be, h2);
     if (rc == 0 && opt)
         rc = optim_save(opt, w);
     json_t *cfg = config_json(r);
@@ -224,16 +226,6 @@ static int on_epoch(void *ctx, const char *stage, int epochs_done)
     free(h2);
     free(uri);
     return rc;
-}
-
-static int make_backend(run_state *r)
-{
-    const char *dev = r->o->device ? r->o->device : "auto";
-    if (strcmp(dev, "cuda") == 0)
-        return err_set(KF_EUNSUPPORTED, "--device cuda: this trainer was built without the CUDA backend");
-    if (strcmp(dev, "cpu") != 0 && strcmp(dev, "auto") != 0)
-        return err_set(KF_EINVAL, "--device %s: expected auto, cpu or cuda", dev);
-    return nn_backend_cpu_new(&r->be, r->o->threads);
 }
 
 /* Model dimensions: from the pretrained file when there is one, else from the flags. */
@@ -515,7 +507,7 @@ static int cmd_train(run_state *r, char **result)
         goto done;
     int start = 0;
     if (resume_clf) {
-        if ((rc = modelio_load_nn(r->clf, r->ckpt, 1, NULL, NULL)) < 0 || (rc = modelio_load_head(r->head, r->ckpt)) < 0 ||
+        if ((rc = modelio_load_nn(r->clf, r->ckpt, 1, NULL, NULL)) < 0 || (rc = modelio_load_head(r->head, r->be, r->ckpt)) < 0 ||
             (rc = optim_load(r->fclf.opt, r->ckpt)) < 0) {
             err_wrap(rc, "checkpoint");
             goto done;
@@ -603,7 +595,7 @@ static int load_trained(run_state *r)
     }
     if ((rc = build_classifier(r)) < 0)
         goto done;
-    if ((rc = modelio_load_nn(r->clf, r->ckpt, 1, NULL, NULL)) < 0 || (rc = modelio_load_head(r->head, r->ckpt)) < 0)
+    if ((rc = modelio_load_nn(r->clf, r->ckpt, 1, NULL, NULL)) < 0 || (rc = modelio_load_head(r->head, r->be, r->ckpt)) < 0)
         err_wrap(rc, "%s", r->lay.model);
 done:
     free(model);
@@ -793,7 +785,7 @@ int run_main(const run_opts *o)
         rc = err_set(KF_ENOMEM, "out of memory");
         goto done;
     }
-    if ((rc = make_backend(&r)) < 0)
+    if ((rc = device_backend_new(&r.be, o->device, o->precision, o->threads)) < 0)
         goto done;
     if (o->command == RUN_TRAIN || o->command == RUN_PRETRAIN) {
         if ((rc = progress_new(&r.prog, o->progress_url, o->out)) < 0 || (rc = load_inputs(&r)) < 0)

@@ -20,6 +20,7 @@ typedef struct {
     run_command command;
     const char *lang, *bucket, *model_dir, *data_dir, *job, *run;
     const char *device;        /* auto | cpu | cuda */
+    const char *precision;     /* GPU matrix products: fp32 | tf32 | bf16 (NULL: fp32) */
     const char *result_file;   /* NULL: /dev/termination-log when it exists */
     const char *progress_url;
     const char *work_dir;      /* NULL: a fresh temporary folder */
