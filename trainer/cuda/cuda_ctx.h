@@ -23,7 +23,9 @@ typedef struct cuda_ctx {
     char name[256];          /* as cudaDeviceProp.name reports it */
     cudaStream_t stream;
     cublasHandle_t blas;
-    float *scratch;          /* split-K slices (cuda_splitk.h), scratch_floats long */
+    float *scratch;          /* op scratch, scratch_floats long: split-K slices (cuda_splitk.h),
+                                reduction partials; an op is done with it before the next op
+                                on the stream starts */
     size_t scratch_floats;
     bool splitk;             /* split-K on (default; KUBEFIT_CUDA_SPLITK=0 turns it off) */
 } cuda_ctx;

@@ -296,14 +296,13 @@ static double bce_sum(nn_backend *be, const float *logits, const float *targets,
     cudaStream_t st = head_stream(be);
     const size_t blocks = (n + BLOCK - 1) / BLOCK;
     const int parts = blocks > BCE_PARTS ? BCE_PARTS : (int)blocks;
-    double *scratch = NULL, sum = 0.0; /* scratch: parts partials, then the total */
-    CUDA_CHECK(cudaMallocAsync((void **)&scratch, ((size_t)parts + 1) * sizeof(double), st));
+    /* the context's op scratch (cuda_ctx.h): parts partials, then the total */
+    double *scratch = (double *)nn_backend_cuda_ctx(be)->scratch, sum = 0.0;
     bce_partial_kernel<<<(unsigned)parts, BLOCK, 0, st>>>(scratch, logits, targets, n);
     CUDA_CHECK(cudaGetLastError());
     bce_total_kernel<<<1, BLOCK, 0, st>>>(scratch + parts, scratch, parts);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaMemcpyAsync(&sum, scratch + parts, sizeof sum, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaFreeAsync(scratch, st));
     CUDA_CHECK(cudaStreamSynchronize(st));
     return sum;
 }
