@@ -12,13 +12,11 @@ loss). Prints one JSON line like bench_clf_gpu. Exits 77 without torch or a CUDA
 the loss is not finite."""
 import argparse
 import json
-import math
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_lm_torch import awd_encoder, math_context, run_first_step  # noqa: E402
+from bench_lm_torch import adamw, awd_encoder, math_context, time_steps  # noqa: E402
 
 # fastai awd_lstm_clas_config dropouts; text_classifier_learner's drop_mult 0.5 (as bench_clf_gpu)
 DROP_MULT = 0.5
@@ -132,47 +130,21 @@ def main():
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model = model.to(dev).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() > 1]
-    no_decay = [p for p in params if p.dim() <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.99), eps=1e-5, fused=dev.type == "cuda")
+    opt = adamw(torch, params, dev)
     tok, run = make_batch(torch, a)
     g = torch.Generator(device="cpu").manual_seed(777)
     y = (torch.rand(a.batch, a.labels, generator=g) < 0.05).float().to(dev)
     tok = tok.to(dev)
-    t_fwd = t_bwd = t_opt = 0.0
-    loss_v = float("nan")
-
     def fwd():
         with autocast():
             logits, raw, out = model(tok)
             task = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
             return task, task + 2.0 * out.float().pow(2).mean() + \
                 1.0 * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
-    for it in range(a.warmup + a.steps):
-        sync()
-        t0 = time.perf_counter()
-        if it == 0:
-            (task, loss), impl = run_first_step(fwd, a, impl, lambda: None)
-        else:
-            task, loss = fwd()
-        loss_v = task.item()  # the host reads the loss, as kubefit's head_clf_loss does
-        t1 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        loss.backward()
-        sync()
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(params, 0.1)
-        opt.step()
-        sync()
-        t3 = time.perf_counter()
-        if it >= a.warmup:
-            t_fwd, t_bwd, t_opt = t_fwd + t1 - t0, t_bwd + t2 - t1, t_opt + t3 - t2
-    if not math.isfinite(loss_v):
-        print(f"bench_clf_torch: the loss is {loss_v} in {a.math}: not a usable timing",
-              file=sys.stderr)
+    timed = time_steps(torch, a, fwd, opt, params, sync, impl, lambda: None, "bench_clf_torch")
+    if timed is None:
         return 1
+    t_fwd, t_bwd, t_opt, loss_v, impl = timed
     n = a.steps
     step = (t_fwd + t_bwd + t_opt) / n
     print(json.dumps({

@@ -51,6 +51,47 @@ def run_first_step(fwd, a, impl, reset):
         return fwd(), impl + "+lstm-fp32"
 
 
+def adamw(torch, params, dev):
+    """fastai's Adam groups as torch AdamW: weight decay 0.01 on matrices, none on biases."""
+    decay = [p for p in params if p.dim() > 1]
+    no_decay = [p for p in params if p.dim() <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=1e-3, betas=(0.9, 0.99), eps=1e-5, fused=dev.type == "cuda")
+
+
+def time_steps(torch, a, fwd, opt, params, sync, impl, reset, name):
+    """Warm-up then timed training steps: fwd() -> (loss read on the host, loss to
+    differentiate), backward, clip_grad_norm_(0.1), opt.step(), the device drained at each
+    boundary. Returns (t_fwd, t_bwd, t_opt, loss, impl) summed over the timed steps, or None
+    (message printed) when the loss is not finite."""
+    t_fwd = t_bwd = t_opt = 0.0
+    loss_v = float("nan")
+    for it in range(a.warmup + a.steps):
+        sync()
+        t0 = time.perf_counter()
+        if it == 0:
+            (shown, loss), impl = run_first_step(fwd, a, impl, reset)
+        else:
+            shown, loss = fwd()
+        loss_v = shown.item()  # the host reads the loss, as kubefit's forward does
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        sync()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(params, 0.1)
+        opt.step()
+        sync()
+        t3 = time.perf_counter()
+        if it >= a.warmup:
+            t_fwd, t_bwd, t_opt = t_fwd + t1 - t0, t_bwd + t2 - t1, t_opt + t3 - t2
+    if not math.isfinite(loss_v):
+        print(f"{name}: the loss is {loss_v} in {a.math}: not a usable timing", file=sys.stderr)
+        return None
+    return t_fwd, t_bwd, t_opt, loss_v, impl
+
+
 def awd_encoder(torch, vocab, E, H, NL, drops):
     """fastai's AWD_LSTM (encoder_dp, input_dp, weight-dropped LSTMs, hidden_dps, carried
     detached state resized to the batch as _change_hidden does) on nn.LSTM/cuDNN. forward(tok)
@@ -184,18 +225,10 @@ def main():
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model = model.to(dev).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() > 1]
-    no_decay = [p for p in params if p.dim() <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.99), eps=1e-5,
-                            fused=dev.type == "cuda")
+    opt = adamw(torch, params, dev)
     g = torch.Generator(device="cpu").manual_seed(12345)
     x = torch.randint(0, a.vocab, (a.batch, a.bptt), generator=g).to(dev)
     y = torch.randint(0, a.vocab, (a.batch, a.bptt), generator=g).to(dev)
-    t_fwd = t_bwd = t_opt = 0.0
-    loss_ce = float("nan")
-
     def fwd():
         with autocast():
             logits, raw, out = model(x)
@@ -207,29 +240,11 @@ def main():
                                                    y.reshape(-1))
             return ce, ce + 2.0 * out.float().pow(2).mean() + \
                 1.0 * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
-    for it in range(a.warmup + a.steps):
-        sync()
-        t0 = time.perf_counter()
-        if it == 0:
-            (ce, loss), impl = run_first_step(fwd, a, impl, lambda: model.encoder.reset())
-        else:
-            ce, loss = fwd()
-        loss_ce = ce.item()  # the host reads the loss, as kubefit's forward does
-        t1 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        loss.backward()
-        sync()
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(params, 0.1)
-        opt.step()
-        sync()
-        t3 = time.perf_counter()
-        if it >= a.warmup:
-            t_fwd, t_bwd, t_opt = t_fwd + t1 - t0, t_bwd + t2 - t1, t_opt + t3 - t2
-    if not math.isfinite(loss_ce):
-        print(f"bench_lm_torch: the loss is {loss_ce} in {a.math}: not a usable timing",
-              file=sys.stderr)
+    timed = time_steps(torch, a, fwd, opt, params, sync, impl,
+                       lambda: model.encoder.reset(), "bench_lm_torch")
+    if timed is None:
         return 1
+    t_fwd, t_bwd, t_opt, loss_ce, impl = timed
     n = a.steps
     step = (t_fwd + t_bwd + t_opt) / n
     print(json.dumps({
