@@ -349,6 +349,22 @@ static int pool_rows(head_clf *c, const uint8_t *pad, int B, int T)
     return 0;
 }
 
+int head_clf_reserve(head_clf *c, int B, int T)
+{
+    size_t need = (size_t)B * T;
+    if (B < 1 || T < 1 || (size_t)T > SIZE_MAX / (size_t)B)
+        return err_set(KF_EINVAL, "head: cannot reserve a %d x %d pad mask", B, T);
+    if (need <= c->pad_cap)
+        return 0;
+    if (c->pad)
+        c->be->release(c->be, c->pad);
+    c->pad = c->be->alloc(c->be, need);
+    c->pad_cap = c->pad ? need : 0;
+    if (!c->pad)
+        return err_set(KF_ENOMEM, "head: cannot allocate a %d x %d pad mask", B, T);
+    return 0;
+}
+
 int head_clf_forward(head_clf *c, const float *enc, const uint8_t *pad, int B, int T,
                      bool training)
 {
@@ -368,14 +384,8 @@ int head_clf_forward(head_clf *c, const float *enc, const uint8_t *pad, int B, i
     if ((rc = pool_rows(c, pad, B, T)))
         return rc;
     size_t need = (size_t)B * T;
-    if (need > c->pad_cap) {
-        if (c->pad)
-            be->release(be, c->pad);
-        c->pad = be->alloc(be, need);
-        c->pad_cap = c->pad ? need : 0;
-        if (!c->pad)
-            return err_set(KF_ENOMEM, "head: cannot allocate a %d x %d pad mask", B, T);
-    }
+    if ((rc = head_clf_reserve(c, B, T)))
+        return rc;
     be->upload(be, c->pad, pad, need);
     be->upload(be, c->last, c->host_idx, (size_t)B * sizeof(int32_t));
     be->upload(be, c->len, c->host_idx + B, (size_t)B * sizeof(int32_t));

@@ -105,6 +105,9 @@ const int32_t *head_clf_argmax(const head_clf *c);
 /* Draws every dropout mask of one training forward from (seed, step) for batch size B. */
 void head_clf_masks_sample(head_clf *c, int B, uint64_t seed, uint64_t step);
 
+/* Allocates the pad mask for batches of up to B x T (forward grows it otherwise). */
+int head_clf_reserve(head_clf *c, int B, int T);
+
 /* Forward: enc (T,B,E) backend memory, pad (B,T) host. training: batch-statistics BN (updates
  * running stats) + the current masks; otherwise eval (running stats, no dropout).
  * KF_EINVAL: B over capacity, B < 2 in training (BatchNorm needs 2 rows), a row with no

@@ -139,6 +139,35 @@ static int reserve_output(head_sentence *s, int B, int T)
     return 0;
 }
 
+/* First kept chunk start for length S: the smallest multiple of bptt with S - i <= max_len. */
+static int kept_from(const head_sentence *s, int S)
+{
+    const int bptt = s->cfg.bptt;
+    return s->cfg.max_len > 0 && S > s->cfg.max_len
+               ? (S - s->cfg.max_len + bptt - 1) / bptt * bptt
+               : 0;
+}
+
+int head_sentence_kept_len(const head_sentence *s, int S)
+{
+    return S - kept_from(s, S);
+}
+
+int head_sentence_reserve(head_sentence *s, int B, int S)
+{
+    if (B < 1 || B > s->max_batch || S < 1)
+        return err_set(KF_EINVAL, "sentence: batch %d x length %d (capacity %d rows)", B, S,
+                       s->max_batch);
+    const int bptt = s->cfg.bptt, first = kept_from(s, S), T = S - first;
+    nn_acts *a;
+    int rc = reserve_output(s, B, T);
+    for (int n = 0; !rc && n < (T + bptt - 1) / bptt; n++)
+        rc = chunk_acts(s, n, &a);
+    if (!rc && first > 0)
+        rc = chunk_acts(s, -1, &a);
+    return rc;
+}
+
 int head_sentence_forward(head_sentence *s, const int32_t *tokens, int B, int S,
                           const head_forward_opts *o)
 {
@@ -154,11 +183,7 @@ int head_sentence_forward(head_sentence *s, const int32_t *tokens, int B, int S,
                        s->max_batch);
     if ((S - 1) / bptt >= HEAD_CHUNK_STREAMS)
         return err_set(KF_EINVAL, "sentence: length %d is too many BPTT chunks", S);
-    /* first kept chunk start: the smallest multiple of bptt with S - i <= max_len */
-    int first = 0;
-    if (s->cfg.max_len > 0 && S > s->cfg.max_len)
-        first = (S - s->cfg.max_len + bptt - 1) / bptt * bptt;
-    const int T = S - first;
+    const int first = kept_from(s, S), T = S - first;
     if ((rc = reserve_output(s, B, T)))
         return rc;
     for (int b = 0; b < B; b++)

@@ -48,6 +48,12 @@ int head_sentence_new(head_sentence **out, nn_model *m, const head_sentence_conf
                       int max_batch);
 void head_sentence_free(head_sentence *s);
 
+/* Allocates everything a forward of up to B rows and length S needs (outputs, the activations
+ * of every kept chunk), so that training batches no longer than S allocate nothing. */
+int head_sentence_reserve(head_sentence *s, int B, int S);
+/* Kept output length T of a forward of length S (at most max_len). */
+int head_sentence_kept_len(const head_sentence *s, int S);
+
 /* tokens (B,S) host int32. KF_EINVAL: B over capacity, a token out of range, a chunk whose
  * first position is pad in every row (the batch is not pad-first/sorted). */
 int head_sentence_forward(head_sentence *s, const int32_t *tokens, int B, int S,

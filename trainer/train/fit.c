@@ -418,6 +418,23 @@ done:
     return rc;
 }
 
+/* Allocates the encoder outputs, kept-chunk activations and pad mask for the longest text of
+ * either set, so the epochs allocate no device memory. */
+static int fit_clf_reserve(fit_clf *f, int B, const data_docs *train, const data_docs *valid)
+{
+    size_t longest = 1;
+    for (size_t i = 0; i < train->n; i++)
+        longest = train->v[i].n > longest ? train->v[i].n : longest;
+    for (size_t i = 0; i < valid->n; i++)
+        longest = valid->v[i].n > longest ? valid->v[i].n : longest;
+    if (longest > (size_t)1 << 24)
+        return err_set(KF_EINVAL, "a text of %zu tokens is too long", longest);
+    int rc, S = (int)longest;
+    if ((rc = head_sentence_reserve(f->s, B, S)) < 0)
+        return rc;
+    return head_clf_reserve(f->head, B, head_sentence_kept_len(f->s, S));
+}
+
 int fit_clf_run(fit_ctx *c, fit_clf *f, const data_set *d, int epochs, int start_epoch, double lr,
                 metrics_summary *final)
 {
@@ -442,6 +459,8 @@ int fit_clf_run(fit_ctx *c, fit_clf *f, const data_set *d, int epochs, int start
                                 "least 2)", n, c->B);
         goto done;
     }
+    if ((rc = fit_clf_reserve(f, c->B, &d->train, &d->valid)) < 0)
+        goto done;
     int e = 0; /* epoch index across phases */
     for (int ph = 0; ph < phases; ph++) {
         double lr_max[NN_MAX_LAYERS + 2], hi = lr * mult[ph];
