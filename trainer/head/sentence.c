@@ -161,6 +161,8 @@ int head_sentence_reserve(head_sentence *s, int B, int S)
     const int bptt = s->cfg.bptt, first = kept_from(s, S), T = S - first;
     nn_acts *a;
     int rc = reserve_output(s, B, T);
+    if (!rc)
+        rc = nn_state_reserve(s->m, B);
     for (int n = 0; !rc && n < (T + bptt - 1) / bptt; n++)
         rc = chunk_acts(s, n, &a);
     if (!rc && first > 0)

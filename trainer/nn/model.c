@@ -218,7 +218,7 @@ int nn_model_init(nn_model *m, uint64_t seed)
     return 0;
 }
 
-int nn_state_resize(nn_model *m, int b)
+int nn_state_reserve(nn_model *m, int b)
 {
     nn_backend *be = m->be;
     const nn_config *c = &m->cfg;
@@ -246,6 +246,16 @@ int nn_state_resize(nn_model *m, int b)
         }
         m->state_cap = cap;
     }
+    return 0;
+}
+
+int nn_state_resize(nn_model *m, int b)
+{
+    nn_backend *be = m->be;
+    const nn_config *c = &m->cfg;
+    int rc = nn_state_reserve(m, b);
+    if (rc)
+        return rc;
     if (b > m->state_b) { /* fastai appends zero rows */
         for (int l = 0; l < c->layers; l++) {
             size_t H = (size_t)nn_out_size(c, l), n = (size_t)(b - m->state_b) * H;

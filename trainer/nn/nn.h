@@ -96,6 +96,9 @@ const nn_tensor *nn_tensors(const nn_model *m);
 
 /* Zeroes the carried hidden state (h, c of every layer) - fastai's reset(). */
 void nn_reset(nn_model *m);
+/* Allocates the carried state for up to b rows now (a forward with more rows than ever before
+ * allocates it otherwise). Returns 0 or KF_ENOMEM. */
+int nn_state_reserve(nn_model *m, int b);
 
 /* Activations of one forward call (one BPTT chunk), kept for its backward. Several may live at
  * once (the classifier runs several chunks before one backward). */

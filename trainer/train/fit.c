@@ -89,7 +89,8 @@ int fit_lm_init(fit_lm *f, fit_ctx *c, nn_model *m)
     if ((rc = optim_create(&f->opt, &(optim_config){.params = p, .n = (size_t)nt, .n_groups = cfg->layers + 1,
                                                     .hp = hp, .be = c->be})) < 0)
         goto done;
-    if ((rc = nn_acts_new(&f->a, m, c->B, c->bptt, NN_ACTS_DECODER)) < 0)
+    if ((rc = nn_acts_new(&f->a, m, c->B, c->bptt, NN_ACTS_DECODER)) < 0 ||
+        (rc = nn_state_reserve(m, c->B)) < 0) /* the carried state: allocated here, not in a step */
         goto done;
     if (c->be->argmax_hits &&
         !(f->hits = c->be->alloc(c->be, (size_t)c->B * c->bptt * sizeof *f->hits))) {
