@@ -138,6 +138,8 @@ row() {
 # the FP32 pairs first (the ratio), then BF16, then TF32
 for math in fp32 bf16 tf32; do
   row "lm ours $math" 90 "$bin/bench_lm_gpu" "${lm[@]}" --math "$math"
+  # the same step recorded once as a CUDA graph and replayed (docs/gpu.md "Graphs")
+  row "lm ours $math graph" 90 "$bin/bench_lm_gpu" "${lm[@]}" --math "$math" --graph
   row "lm pytorch $math" 120 "$py" tests/gpu-backend/bench_lm_torch.py "${lm[@]}" --math "$math"
   row "clf ours $math" 90 "$bin/bench_clf_gpu" "${clf[@]}" --math "$math"
   row "clf pytorch $math" 120 "$py" tests/gpu-backend/bench_clf_torch.py "${clf[@]}" --math "$math"
@@ -182,9 +184,11 @@ def line(r):
     pct = f"{100 * tf / ceil:6.1f}" if ceil else f"{'-':>6}"
     peer = theirs.get(key(r))
     ratio = (f"{r['tokens_per_s'] / peer['tokens_per_s']:7.2f}"
-             if r["backend"] == "cuda" and peer and peer["tokens_per_s"] > 0 else f"{'':>7}")
-    print(f"{r['bench'][:-5]:<5} {r['math']:<5} {r['backend']:<23} {r['fwd_ms']:>8.1f} "
-          f"{r['bwd_ms']:>8.1f} {r['opt_ms']:>7.1f} {r['step_ms']:>8.1f} "
+             if r["backend"].startswith("cuda") and peer and peer["tokens_per_s"] > 0
+             else f"{'':>7}")
+    split = (f"{'-':>8} {'-':>8} {'-':>7}" if r["backend"].endswith("graph") else
+             f"{r['fwd_ms']:>8.1f} {r['bwd_ms']:>8.1f} {r['opt_ms']:>7.1f}")
+    print(f"{r['bench'][:-5]:<5} {r['math']:<5} {r['backend']:<23} {split} {r['step_ms']:>8.1f} "
           f"{r['tokens_per_s']:>10.0f} {tf:>8.2f} {pct} {ratio} {r['loss']:>7.3f}")
 
 for r in sorted(steps, key=lambda r: (order.get(r.get("bench"), 9), maths.get(r.get("math"), 9),

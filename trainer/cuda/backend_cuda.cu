@@ -215,6 +215,45 @@ static void cu_argmax_hits(nn_backend *be, float *hits, const float *x, const in
     cuda_argmax_hits(ST(be), hits, x, targets, N, V);
 }
 
+/* Graph pieces (backend.h): the stream's capture into an executable graph. */
+static void cu_reduce_to(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M)
+{
+    static_assert((int)NN_RED_SUM == (int)KERN_RED_SUM && (int)NN_RED_SUMSQ == (int)KERN_RED_SUMSQ &&
+                      (int)NN_RED_TDIFF == (int)KERN_RED_TDIFF,
+                  "one numbering");
+    kern_reduce(ST(be), dst, CB(be)->d_red, x, n, (size_t)M, kind);
+}
+
+static int cu_capture_begin(nn_backend *be)
+{
+    return CUDA_TRY(cudaStreamBeginCapture(ST(be), cudaStreamCaptureModeThreadLocal));
+}
+
+static int cu_capture_end(nn_backend *be, void **graph)
+{
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t exec = NULL;
+    int rc = CUDA_TRY(cudaStreamEndCapture(ST(be), &g));
+    if (rc == 0)
+        rc = CUDA_TRY(cudaGraphInstantiate(&exec, g, 0));
+    if (g)
+        CUDA_CHECK(cudaGraphDestroy(g));
+    *graph = rc == 0 ? (void *)exec : NULL;
+    return rc;
+}
+
+static int cu_graph_launch(nn_backend *be, void *graph)
+{
+    return CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)graph, ST(be)));
+}
+
+static void cu_graph_free(nn_backend *be, void *graph)
+{
+    (void)be;
+    if (graph)
+        CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+}
+
 static void cu_destroy(nn_backend *be)
 {
     if (!be)
@@ -295,6 +334,11 @@ extern "C" int nn_backend_cuda_new(nn_backend **out, int device)
     be->sumsq = cu_sumsq;
     be->sumsq_tdiff = cu_sumsq_tdiff;
     be->sumsq_tdiff_grad = cu_sumsq_tdiff_grad;
+    be->reduce_to = cu_reduce_to;
+    be->capture_begin = cu_capture_begin;
+    be->capture_end = cu_capture_end;
+    be->graph_launch = cu_graph_launch;
+    be->graph_free = cu_graph_free;
     be->adam_step = cu_adam_step;
     be->clip_grad_norm = cu_clip_grad_norm;
     be->argmax_hits = cu_argmax_hits;

@@ -1,7 +1,9 @@
 /* cuda_optim: Adam (decoupled weight decay) and global-norm gradient clipping on flat arrays.
- * Tensors travel in the kernel arguments (up to CUDA_OPTIM_MAX_TENSORS, ~2.5 KB), so a step needs
- * no host-to-device copy: blockIdx.y picks the tensor, x blocks stride over its elements.
- * Per-tensor constants are computed on the host in double, as optim.c does. */
+ * Tensor offsets and sizes travel in the kernel arguments (up to CUDA_OPTIM_MAX_TENSORS, ~2.5 KB):
+ * blockIdx.y picks the tensor, x blocks stride over its elements. The per-tensor constants of a
+ * step are computed on the host in double, as optim.c does, and copied to the device before the
+ * update; the clip factor is computed on the device. So the whole update can be recorded in a
+ * graph and replayed with each step's constants. */
 #include "cuda_optim.h"
 
 #include "cuda_check.h"
@@ -25,31 +27,68 @@ typedef struct seg_list {
     float mom, damp1, sqr_mom, damp2, eps, coef;
 } seg_list;
 
+/* Per-tensor Adam constants of one step (flat API), copied to the device before the update, so
+ * a recorded graph of the update replays with the current step's values. */
+typedef struct seg_hyper {
+    float decay, scale, inv_d2; /* 1 - lr*wd; lr/(1-mom^step); 1/(1-sqr_mom^step) */
+    int do_wd;
+} seg_hyper;
+
 struct cuda_optim {
     cuda_ctx *ctx;
     double *d_part; /* OGRID_X * CUDA_OPTIM_MAX_TENSORS partial sums, then the total */
     double *h_total; /* pinned */
+    float *d_coef;   /* the clip factor of the last cuda_optim_clip_queue */
+    seg_hyper *h_hyper, *d_hyper; /* CUDA_OPTIM_STEP_TENSORS each; h_hyper pinned */
+    cudaEvent_t hyper_copied;     /* recorded after each copy of h_hyper */
 };
 
 static __global__ void adam_kernel(float *p, const float *g, float *avg, float *sqr,
-                                   const seg_list L)
+                                   const seg_list L, const seg_hyper *H)
 {
     const seg s = L.s[blockIdx.y];
+    const seg_hyper h = H[blockIdx.y];
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
          k += (size_t)gridDim.x * blockDim.x) {
         size_t i = s.offset + k;
         float w = p[i], gi = g[i];
-        if (s.do_wd)
-            w *= s.decay;
+        if (h.do_wd)
+            w *= h.decay;
         float a = L.mom * avg[i] + L.damp1 * gi;
         float q = L.sqr_mom * sqr[i] + L.damp2 * gi * gi;
         avg[i] = a, sqr[i] = q;
-        p[i] = w - s.scale * a / (sqrtf(q * s.inv_d2) + L.eps);
+        p[i] = w - h.scale * a / (sqrtf(q * h.inv_d2) + L.eps);
     }
 }
 
-extern "C" void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a)
+extern "C" int cuda_optim_adam_set(cuda_optim *o, const cuda_adam_args *a)
 {
+    if (a->count > CUDA_OPTIM_STEP_TENSORS)
+        return err_set(KF_EINVAL, "cuda_optim: %d tensors in one step (at most %d)", a->count,
+                       CUDA_OPTIM_STEP_TENSORS);
+    CUDA_CHECK(cudaEventSynchronize(o->hyper_copied)); /* the last copy has read h_hyper */
+    for (int k = 0; k < a->count; k++) { /* in double, as optim.c */
+        const cuda_optim_tensor *t = &a->tensors[k];
+        o->h_hyper[k].decay = (float)(1.0 - t->lr * t->wd);
+        o->h_hyper[k].scale = (float)(t->lr / (1.0 - pow(a->mom, t->step)));
+        o->h_hyper[k].inv_d2 = (float)(1.0 / (1.0 - pow(a->sqr_mom, t->step)));
+        o->h_hyper[k].do_wd = t->wd != 0.0;
+    }
+    return 0;
+}
+
+extern "C" void cuda_optim_adam_queue(cuda_optim *o, const cuda_adam_args *a)
+{
+    cudaStream_t st = o->ctx->stream;
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaMemcpyAsync(o->d_hyper, o->h_hyper, (size_t)a->count * sizeof *o->h_hyper,
+                               cudaMemcpyHostToDevice, st));
+    CUDA_CHECK(cudaStreamIsCapturing(st, &cap));
+    /* in a recording, an external event node, so replays also tell adam_set when to write */
+    CUDA_CHECK(cudaEventRecordWithFlags(o->hyper_copied, st,
+                                        cap == cudaStreamCaptureStatusActive
+                                            ? cudaEventRecordExternal
+                                            : cudaEventRecordDefault));
     for (int first = 0; first < a->count; first += CUDA_OPTIM_MAX_TENSORS) {
         int n = a->count - first < CUDA_OPTIM_MAX_TENSORS ? a->count - first
                                                           : CUDA_OPTIM_MAX_TENSORS;
@@ -57,19 +96,21 @@ extern "C" void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a)
         L.mom = (float)a->mom, L.damp1 = (float)(1.0 - a->mom);
         L.sqr_mom = (float)a->sqr_mom, L.damp2 = (float)(1.0 - a->sqr_mom);
         L.eps = (float)a->eps;
-        for (int k = 0; k < n; k++) {
-            const cuda_optim_tensor *t = &a->tensors[first + k];
-            seg *s = &L.s[k];
-            s->offset = t->offset, s->n = t->n;
-            s->decay = (float)(1.0 - t->lr * t->wd);
-            s->scale = (float)(t->lr / (1.0 - pow(a->mom, t->step)));
-            s->inv_d2 = (float)(1.0 / (1.0 - pow(a->sqr_mom, t->step)));
-            s->do_wd = t->wd != 0.0;
-        }
-        adam_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, o->ctx->stream>>>(
-            a->params, a->grads, a->avg, a->sqr, L);
+        for (int k = 0; k < n; k++)
+            L.s[k].offset = a->tensors[first + k].offset, L.s[k].n = a->tensors[first + k].n;
+        adam_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(
+            a->params, a->grads, a->avg, a->sqr, L, o->d_hyper + first);
         CUDA_CHECK(cudaGetLastError());
     }
+}
+
+extern "C" void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a)
+{
+    if (cuda_optim_adam_set(o, a) < 0) {
+        log_error("cuda", "adam step refused", "{s:s}", "error", err_msg());
+        abort();
+    }
+    cuda_optim_adam_queue(o, a);
 }
 
 static __device__ double block_sum(double v)
@@ -111,12 +152,20 @@ static __global__ void total_kernel(double *total, const double *part, int n)
         *total += acc;
 }
 
-static __global__ void scale_kernel(float *g, const seg_list L)
+static __global__ void scale_kernel(float *g, const seg_list L, const float *coef)
 {
     const seg s = L.s[blockIdx.y];
+    const float c = *coef;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
          k += (size_t)gridDim.x * blockDim.x)
-        g[s.offset + k] *= L.coef;
+        g[s.offset + k] *= c;
+}
+
+/* coef = min(1, max_norm / (sqrt(total) + 1e-6)), 1 when max_norm <= 0 (torch's formula). */
+static __global__ void coef_kernel(float *coef, const double *total, double max_norm)
+{
+    double c = max_norm > 0 ? max_norm / (sqrt(*total) + 1e-6) : 1.0;
+    *coef = c < 1.0 ? (float)c : 1.0f;
 }
 
 static int fill_segs(seg_list *L, const cuda_optim_tensor *t, int first, int count)
@@ -128,9 +177,8 @@ static int fill_segs(seg_list *L, const cuda_optim_tensor *t, int first, int cou
     return n;
 }
 
-extern "C" double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads,
-                                            const cuda_optim_tensor *tensors, int count,
-                                            double max_norm)
+extern "C" void cuda_optim_clip_queue(cuda_optim *o, float *grads,
+                                      const cuda_optim_tensor *tensors, int count, double max_norm)
 {
     cudaStream_t st = o->ctx->stream;
     double *total = o->d_part + OGRID_X * CUDA_OPTIM_MAX_TENSORS;
@@ -143,18 +191,31 @@ extern "C" double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads,
         total_kernel<<<1, OBLOCK, 0, st>>>(total, o->d_part, OGRID_X * n);
         CUDA_CHECK(cudaGetLastError());
     }
-    CUDA_CHECK(cudaMemcpyAsync(o->h_total, total, sizeof *total, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaStreamSynchronize(st));
-    double norm = sqrt(*o->h_total);
-    double coef = max_norm > 0 ? max_norm / (norm + 1e-6) : 1.0;
-    if (coef < 1.0)
+    coef_kernel<<<1, 1, 0, st>>>(o->d_coef, total, max_norm);
+    CUDA_CHECK(cudaGetLastError());
+    if (max_norm > 0) /* scaling by a factor of 1 is exact: no branch on the device value */
         for (int first = 0; first < count; first += CUDA_OPTIM_MAX_TENSORS) {
             int n = fill_segs(&L, tensors, first, count);
-            L.coef = (float)coef;
-            scale_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(grads, L);
+            scale_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(grads, L, o->d_coef);
             CUDA_CHECK(cudaGetLastError());
         }
-    return norm;
+}
+
+extern "C" double cuda_optim_clip_norm(cuda_optim *o)
+{
+    cudaStream_t st = o->ctx->stream;
+    const double *total = o->d_part + OGRID_X * CUDA_OPTIM_MAX_TENSORS;
+    CUDA_CHECK(cudaMemcpyAsync(o->h_total, total, sizeof *total, cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    return sqrt(*o->h_total);
+}
+
+extern "C" double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads,
+                                            const cuda_optim_tensor *tensors, int count,
+                                            double max_norm)
+{
+    cuda_optim_clip_queue(o, grads, tensors, count, max_norm);
+    return cuda_optim_clip_norm(o);
 }
 
 /* ---- tensor lists (pointers per tensor) ---- */
@@ -281,7 +342,13 @@ extern "C" int cuda_optim_new(cuda_optim **out, cuda_ctx *ctx)
     o->ctx = ctx;
     if ((rc = CUDA_TRY(cudaMalloc((void **)&o->d_part,
                                   (OGRID_X * CUDA_OPTIM_MAX_TENSORS + 1) * sizeof(double)))) < 0 ||
-        (rc = CUDA_TRY(cudaMallocHost((void **)&o->h_total, sizeof(double)))) < 0) {
+        (rc = CUDA_TRY(cudaMallocHost((void **)&o->h_total, sizeof(double)))) < 0 ||
+        (rc = CUDA_TRY(cudaMalloc((void **)&o->d_coef, sizeof(float)))) < 0 ||
+        (rc = CUDA_TRY(cudaMallocHost((void **)&o->h_hyper,
+                                      CUDA_OPTIM_STEP_TENSORS * sizeof(seg_hyper)))) < 0 ||
+        (rc = CUDA_TRY(cudaMalloc((void **)&o->d_hyper,
+                                  CUDA_OPTIM_STEP_TENSORS * sizeof(seg_hyper)))) < 0 ||
+        (rc = CUDA_TRY(cudaEventCreateWithFlags(&o->hyper_copied, cudaEventDisableTiming))) < 0) {
         cuda_optim_free(o);
         return rc;
     }
@@ -297,5 +364,13 @@ extern "C" void cuda_optim_free(cuda_optim *o)
         CUDA_CHECK(cudaFree(o->d_part));
     if (o->h_total)
         CUDA_CHECK(cudaFreeHost(o->h_total));
+    if (o->d_coef)
+        CUDA_CHECK(cudaFree(o->d_coef));
+    if (o->h_hyper)
+        CUDA_CHECK(cudaFreeHost(o->h_hyper));
+    if (o->d_hyper)
+        CUDA_CHECK(cudaFree(o->d_hyper));
+    if (o->hyper_copied)
+        CUDA_CHECK(cudaEventDestroy(o->hyper_copied));
     free(o);
 }

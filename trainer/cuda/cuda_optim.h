@@ -47,14 +47,32 @@ typedef struct cuda_optim cuda_optim;
 int cuda_optim_new(cuda_optim **out, cuda_ctx *ctx);
 void cuda_optim_free(cuda_optim *o);
 
-/* Queues the Adam update of every listed tensor; does not wait. */
+#define CUDA_OPTIM_STEP_TENSORS 1024 /* tensors of one flat-array Adam step */
+
+/* Queues the Adam update of every listed tensor (cuda_optim_adam_set + cuda_optim_adam_queue);
+ * does not wait for the device, except for the previous step's copy of the constants. */
 void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a);
 
 /* L2 norm of the listed tensors' gradients (in double); when max_norm > 0 and
  * max_norm/(norm+1e-6) < 1 the gradients are scaled by that factor on the device. Returns the
- * norm before clipping (waits for the stream). */
+ * norm before clipping (waits for the stream): cuda_optim_clip_queue + cuda_optim_clip_norm. */
 double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads, const cuda_optim_tensor *tensors,
                                  int count, double max_norm);
+
+/* The same in pieces that a recorded graph (nn_backend capture_begin) can hold:
+ *   cuda_optim_adam_set    host only: this step's per-tensor constants (lr, wd, step) into
+ *                          pinned memory; waits until the last copy of them has been made.
+ *                          KF_EINVAL over CUDA_OPTIM_STEP_TENSORS tensors. Never in a recording.
+ *   cuda_optim_adam_queue  queues their copy to the device and the update (recordable; a
+ *                          replay uses what adam_set wrote last).
+ *   cuda_optim_clip_queue  queues the norm and the scaling with the factor computed on the
+ *                          device (recordable);
+ *   cuda_optim_clip_norm   the norm of the last clip (waits). */
+int cuda_optim_adam_set(cuda_optim *o, const cuda_adam_args *a);
+void cuda_optim_adam_queue(cuda_optim *o, const cuda_adam_args *a);
+void cuda_optim_clip_queue(cuda_optim *o, float *grads, const cuda_optim_tensor *tensors,
+                           int count, double max_norm);
+double cuda_optim_clip_norm(cuda_optim *o);
 
 /* The same two pieces over tensors anywhere in device memory (the trainer's optimizer: the
  * encoder's and the head's blocks, the optimizer's own state block), as the nn_backend ops

@@ -242,6 +242,11 @@ extern "C" int cuda_profile_new(nn_backend **out, nn_backend *inner)
     be->sumsq = w_sumsq;
     be->sumsq_tdiff = w_sumsq_tdiff;
     be->sumsq_tdiff_grad = w_tdiff_grad;
+    be->reduce_to = NULL; /* the LM then sums through the timed ops above */
+    be->capture_begin = NULL;
+    be->capture_end = NULL;
+    be->graph_launch = NULL;
+    be->graph_free = NULL;
     be->packed_floats = NULL; /* the CUDA backend has no packed products */
     be->pack_b = NULL;
     be->sgemm_packed = NULL;

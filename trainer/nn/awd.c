@@ -4,6 +4,7 @@
  * Dimension legend: V vocab, E emb, H_l output size of layer l, NL layers, b batch, t time,
  * N = t*b rows of a time-major (t,b,.) tensor. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "err.h"
 #include "model_internal.h"
@@ -58,11 +59,10 @@ done:
     return rc;
 }
 
-int nn_encoder_forward(nn_model *m, nn_acts *a, const int32_t *tokens, int b, int t)
+/* Checks and uploads the tokens, sizes the carried state, sets a->b, a->t (waits). */
+static int encoder_set_batch(nn_model *m, nn_acts *a, const int32_t *tokens, int b, int t)
 {
-    nn_backend *be = m->be;
-    const nn_config *c = &m->cfg;
-    int rc, E = c->emb, NL = c->layers;
+    int rc;
     if (b < 1 || t < 1 || b > a->B || t > a->T)
         return err_set(KF_EINVAL, "nn: batch %d x time %d exceeds the activations (%d x %d)", b, t,
                        a->B, a->T);
@@ -71,6 +71,15 @@ int nn_encoder_forward(nn_model *m, nn_acts *a, const int32_t *tokens, int b, in
     if ((rc = nn_state_resize(m, b)))
         return rc;
     a->b = b, a->t = t;
+    return 0;
+}
+
+/* Queues the encoder over a->tokens (a->b x a->t); never waits. */
+static void encoder_queue(nn_model *m, nn_acts *a)
+{
+    nn_backend *be = m->be;
+    const nn_config *c = &m->cfg;
+    int b = a->b, t = a->t, E = c->emb, NL = c->layers;
     size_t N = (size_t)b * t;
 
     /* Embedding (whole-row dropout), then input dropout shared over time. */
@@ -97,7 +106,14 @@ int nn_encoder_forward(nn_model *m, nn_acts *a, const int32_t *tokens, int b, in
                 be->copy(be, a->layer[l + 1].x, raw, N * H * sizeof(float));
         }
     }
-    return 0;
+}
+
+int nn_encoder_forward(nn_model *m, nn_acts *a, const int32_t *tokens, int b, int t)
+{
+    int rc = encoder_set_batch(m, a, tokens, b, t);
+    if (rc == 0)
+        encoder_queue(m, a);
+    return rc;
 }
 
 int nn_encoder_backward(nn_model *m, nn_acts *a)
@@ -123,19 +139,48 @@ int nn_encoder_backward(nn_model *m, nn_acts *a)
     return 0;
 }
 
-int nn_lm_forward(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t *targets, int b,
-                  int t, nn_lm_loss *loss)
+int nn_lm_set_batch(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t *targets, int b,
+                    int t)
+{
+    int rc;
+    if (!a->decoder)
+        return err_set(KF_EINVAL, "nn: LM forward needs activations made with NN_ACTS_DECODER");
+    if ((rc = encoder_set_batch(m, a, tokens, b, t)))
+        return rc;
+    return upload_ids(m, a->targets, targets, b, t, true, "targets");
+}
+
+/* Which loss sums a forward of a takes: AR and TAR only in training, TAR only when b, t > 1. */
+static bool takes_ar(const nn_config *c, const nn_acts *a)
+{
+    return a->training && c->ar_alpha > 0;
+}
+
+static bool takes_tar(const nn_config *c, const nn_acts *a)
+{
+    return a->training && c->tar_beta > 0 && a->b > 1 && a->t > 1;
+}
+
+/* Loss sum `slot` of x: queued into a->red when the backend can, else computed now. */
+static void loss_sum(nn_model *m, nn_acts *a, int slot, int kind, const float *x, size_t n, int M)
+{
+    nn_backend *be = m->be;
+    if (be->reduce_to)
+        be->reduce_to(be, a->red + slot, kind, x, n, M);
+    else
+        a->red_host[slot] = kind == NN_RED_SUM     ? be->sum(be, x, n)
+                            : kind == NN_RED_SUMSQ ? be->sumsq(be, x, n)
+                                                   : be->sumsq_tdiff(be, x, (int)(n / M) + 1, M);
+}
+
+int nn_lm_forward_queue(nn_model *m, nn_acts *a)
 {
     nn_backend *be = m->be;
     const nn_config *c = &m->cfg;
-    int rc, E = c->emb, V = c->vocab;
-    *loss = (nn_lm_loss){0};
-    if (!a->decoder)
-        return err_set(KF_EINVAL, "nn: LM forward needs activations made with NN_ACTS_DECODER");
-    if ((rc = nn_encoder_forward(m, a, tokens, b, t)))
-        return rc;
-    if ((rc = upload_ids(m, a->targets, targets, b, t, true, "targets")))
-        return rc;
+    int b = a->b, t = a->t, E = c->emb, V = c->vocab;
+    if (!a->decoder || b < 1)
+        return err_set(KF_EINVAL, "nn: LM forward without a batch (nn_lm_set_batch)");
+    encoder_queue(m, a);
     int N = b * t;
     const float *raw = a->layer[c->layers - 1].h + (size_t)b * E; /* (t,b,E) */
 
@@ -147,13 +192,44 @@ int nn_lm_forward(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t 
     be->sgemm(be, false, true, N, V, E, 1.0f, a->dec_in, E, m->w.emb, E, 0.0f, a->logits, V);
     be->add_bias(be, a->logits, m->w.dec_bias, NULL, N, V);
     be->softmax_xent_fwd(be, a->losses, a->logits, a->targets, N, V);
-    loss->ce = be->sum(be, a->losses, (size_t)N) / N;
-    if (a->training && c->ar_alpha > 0)
-        loss->ar = c->ar_alpha * be->sumsq(be, a->dec_in, (size_t)N * E) / ((double)N * E);
-    if (a->training && c->tar_beta > 0 && b > 1 && t > 1)
-        loss->tar = c->tar_beta * be->sumsq_tdiff(be, raw, t, b * E) / ((double)b * (t - 1) * E);
+    loss_sum(m, a, 0, NN_RED_SUM, a->losses, (size_t)N, 0);
+    if (takes_ar(c, a))
+        loss_sum(m, a, 1, NN_RED_SUMSQ, a->dec_in, (size_t)N * E, 0);
+    if (takes_tar(c, a))
+        loss_sum(m, a, 2, NN_RED_TDIFF, raw, (size_t)(t - 1) * b * E, b * E);
+    return 0;
+}
+
+int nn_lm_loss_read(nn_model *m, nn_acts *a, nn_lm_loss *loss)
+{
+    const nn_config *c = &m->cfg;
+    int b = a->b, t = a->t, E = c->emb, N = b * t;
+    double sums[3] = {0, 0, 0};
+    *loss = (nn_lm_loss){0};
+    if (!a->decoder || b < 1)
+        return err_set(KF_EINVAL, "nn: LM loss without an LM forward");
+    if (m->be->reduce_to)
+        m->be->download(m->be, sums, a->red, sizeof sums);
+    else
+        memcpy(sums, a->red_host, sizeof sums);
+    loss->ce = sums[0] / N;
+    if (takes_ar(c, a))
+        loss->ar = c->ar_alpha * sums[1] / ((double)N * E);
+    if (takes_tar(c, a))
+        loss->tar = c->tar_beta * sums[2] / ((double)b * (t - 1) * E);
     loss->total = loss->ce + loss->ar + loss->tar;
     return 0;
+}
+
+int nn_lm_forward(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t *targets, int b,
+                  int t, nn_lm_loss *loss)
+{
+    int rc;
+    *loss = (nn_lm_loss){0};
+    if ((rc = nn_lm_set_batch(m, a, tokens, targets, b, t)) ||
+        (rc = nn_lm_forward_queue(m, a)))
+        return rc;
+    return nn_lm_loss_read(m, a, loss);
 }
 
 int nn_lm_backward(nn_model *m, nn_acts *a)

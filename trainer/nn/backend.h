@@ -126,7 +126,22 @@ struct nn_backend {
                         int N, int V);
 
     const struct head_kernels *head; /* the head's ops on this backend (NULL: head_kernels_cpu()) */
+
+    /* Optional: the pieces that make a whole training step replayable as one graph (CUDA).
+     * reduce_to: *dst (one double, backend memory) = the sum, sum of squares, or (NN_RED_TDIFF)
+     * sum of (x[i+M] - x[i])^2 over i < n, as sum, sumsq, sumsq_tdiff above (which pass
+     * n = (R-1)*M), without waiting.
+     * capture_begin: from here on, queued ops are recorded, not run (no op in between may wait
+     * for the device: no upload/download/sum); capture_end: the recording as a replayable graph;
+     * graph_launch queues a replay; graph_free frees it. Return 0 or a negative KF_E* code. */
+    void (*reduce_to)(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M);
+    int (*capture_begin)(nn_backend *be);
+    int (*capture_end)(nn_backend *be, void **graph);
+    int (*graph_launch)(nn_backend *be, void *graph);
+    void (*graph_free)(nn_backend *be, void *graph);
 };
+
+enum { NN_RED_SUM = 0, NN_RED_SUMSQ = 1, NN_RED_TDIFF = 2 };
 
 /* CPU backend: OpenBLAS sgemm + pthread-pool kernels on `threads` threads (<= 0: all cores).
  * Caller frees with be->destroy(be). Returns 0 or a negative KF_E* code. */

@@ -341,6 +341,10 @@ int nn_acts_new(nn_acts **out, nn_model *m, int B, int T, unsigned flags)
         goto done;
     }
     layout_acts(m, a, a->block);
+    if (a->decoder && !(a->red = m->be->alloc(m->be, 3 * sizeof(double)))) {
+        rc = err_set(KF_ENOMEM, "nn: cannot allocate the loss sums");
+        goto done;
+    }
     *out = a;
     a = NULL;
 done:
@@ -354,5 +358,7 @@ void nn_acts_free(nn_model *m, nn_acts *a)
         return;
     if (a->block)
         m->be->release(m->be, a->block);
+    if (a->red)
+        m->be->release(m->be, a->red);
     free(a);
 }

@@ -135,6 +135,10 @@ typedef struct nn_acts {
     float *d_c;        /* (B,max H_l) */
     float *d_w;        /* (4*max H_l, max H_l) gradient w.r.t. the dropped w_hh */
     void *block;       /* the one allocation behind every pointer above */
+    /* LM loss sums of the last queued forward (cross-entropy, AR, TAR): in `red` (backend
+     * memory) when the backend has reduce_to, else in red_host (decoder only). */
+    double *red;
+    double red_host[3];
 } nn_acts;
 
 enum { NN_ACTS_DECODER = 1 };
@@ -170,9 +174,22 @@ typedef struct nn_lm_loss {
 } nn_lm_loss;
 
 /* LM forward: encoder, output dropout, tied decoder + bias, softmax cross-entropy against
- * targets(B,T) host int32, AR/TAR. */
+ * targets(B,T) host int32, AR/TAR. The same as nn_lm_set_batch + nn_lm_forward_queue +
+ * nn_lm_loss_read. */
 int nn_lm_forward(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t *targets, int b,
                   int t, nn_lm_loss *loss);
+
+/* The LM forward in three parts, so that forward + backward can be recorded as one graph
+ * (backend capture_begin/capture_end) and replayed:
+ *   nn_lm_set_batch   checks and uploads tokens/targets(B,T) host int32 and sizes the carried
+ *                     state (waits for the device; never inside a capture);
+ *   nn_lm_forward_queue  queues the forward; with a backend that has reduce_to nothing waits and
+ *                     the loss sums stay in backend memory (capturable);
+ *   nn_lm_loss_read   reads the loss of the last queued forward (waits). */
+int nn_lm_set_batch(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t *targets, int b,
+                    int t);
+int nn_lm_forward_queue(nn_model *m, nn_acts *a);
+int nn_lm_loss_read(nn_model *m, nn_acts *a, nn_lm_loss *loss);
 /* Backward of loss->total; accumulates into nn_grads (zero them first with nn_zero_grad). */
 int nn_lm_backward(nn_model *m, nn_acts *a);
 
