@@ -124,8 +124,8 @@ static json_t *build_args(const json_t *job, int run, const reconcile_config *cf
     add_flag(args, "--hidden-size", json_object_get(model, "hiddenSize"));
     add_flag(args, "--layers", json_object_get(model, "layers"));
     add_stages(args, json_object_get(spec, "stages"));
-    /* labels.mode is passed whenever set (the CRD defaults it to multi; the trainer's own default
-     * infers it from the data); the threshold only when it is not the default 0.5. */
+    /* labels.mode is passed whenever set (the CRD defaults it to auto, which is also the
+     * trainer's default: inferred from the data); the threshold only when it is not 0.5. */
     const json_t *labels = json_object_get(spec, "labels"), *thr = json_object_get(labels, "threshold");
     if (json_is_string(json_object_get(labels, "mode")))
         add_flag(args, "--label-mode", json_object_get(labels, "mode"));

@@ -51,7 +51,7 @@ check_json en-local \
   's["learningRate"] == "1e-2" and s["lmLearningRate"] == 0.002' \
   's["stages"] == ["finetune-lm", "classifier"]' \
   's["model"] == {"embSize": 400, "hiddenSize": 1152, "layers": 3}' \
-  's["labels"] == {"mode": "multi", "threshold": 0.5}' \
+  's["labels"] == {"mode": "auto", "threshold": 0.5}' \
   's["storage"] == {"bucket": "file:///data/bucket", "modelDir": "models"}' \
   's["resources"] == {"gpus": 0, "spot": False}' \
   's["backoffLimit"] == 3 and s["suspend"] is False and s["runsHistoryLimit"] == 10' \
