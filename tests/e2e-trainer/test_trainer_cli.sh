@@ -77,7 +77,8 @@ ok "grep -q '\"phase\":\"Failed\",\"reason\":\"BadInput\"' $tmp/r.json && grep -
 mkdir -p "$tmp/bad/en/data"
 printf 'text,labels\n"unterminated quote,a\n' > "$tmp/bad/en/data/train.csv"
 expect 2 "malformed CSV" -- train --lang en --bucket-name "file://$tmp/bad" --model-dir m --result-file "$tmp/r.json"
-ok "grep -q 'train.csv:2' $tmp/r.json" "malformed CSV: result has file:line ($(cat $tmp/r.json))"
+ok "grep -q 'file://$tmp/bad/en/data/train.csv:2' $tmp/r.json && ! grep -q 'kubefit-' $tmp/r.json" \
+   "malformed CSV: result has the input's URI:line, not the local copy ($(cat $tmp/r.json))"
 expect 2 "predict without a model" -- predict --lang en --bucket-name "$B" --model-dir none
 
 # Preemption and resume: SIGTERM after the first classifier checkpoint -> exit 3 (transient) with

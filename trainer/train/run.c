@@ -61,6 +61,8 @@ static const char *reason_of(int rc)
     }
 }
 
+#define RUN_MAX_FETCHED 8
+
 /* Everything one run holds; released by run_dispose. */
 typedef struct {
     const run_opts *o;
@@ -82,6 +84,8 @@ typedef struct {
     const char *ckpt_stage; /* stage recorded in the checkpoint */
     int ckpt_epoch;
     double t0;
+    char *fetched[RUN_MAX_FETCHED][2]; /* (local copy, URI) of every input fetched */
+    int n_fetched;
 } run_state;
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -115,8 +119,45 @@ static int fetch(run_state *r, const char *uri, const char *name, int required, 
     if ((rc = storage_get(r->st, uri, *local, NULL)) < 0) {
         free(*local);
         *local = NULL;
+        return rc;
     }
-    return rc;
+    if (r->n_fetched < RUN_MAX_FETCHED) { /* for error messages: see with_uris */
+        r->fetched[r->n_fetched][0] = strdup(*local);
+        r->fetched[r->n_fetched][1] = strdup(uri);
+        r->n_fetched++;
+    }
+    return 0;
+}
+
+/* msg with every local copy's path replaced by the URI it was fetched from, so that a data
+ * error says "gs://b/en/train.csv:12: ..." rather than naming a temporary file. Caller frees;
+ * NULL when out of memory. */
+static char *with_uris(const run_state *r, const char *msg)
+{
+    char *out = strdup(msg);
+    for (int i = 0; out && i < r->n_fetched; i++) {
+        const char *local = r->fetched[i][0], *uri = r->fetched[i][1];
+        if (!local || !uri)
+            continue;
+        size_t ll = strlen(local), lu = strlen(uri), n = 0;
+        for (const char *p = strstr(out, local); p; p = strstr(p + ll, local))
+            n++;
+        if (!n)
+            continue;
+        char *next = malloc(strlen(out) + n * lu + 1 - n * ll), *w = next;
+        if (!next) {
+            free(out);
+            return NULL;
+        }
+        for (const char *p = out, *hit; (hit = strstr(p, local)); p = hit + ll) {
+            memcpy(w, p, (size_t)(hit - p)), w += hit - p;
+            memcpy(w, uri, lu), w += lu;
+            strcpy(w, hit + ll); /* the rest, overwritten if another hit follows */
+        }
+        free(out);
+        out = next;
+    }
+    return out;
 }
 
 static int put_text(run_state *r, const char *uri, const char *text)
@@ -735,6 +776,8 @@ static void run_dispose(run_state *r)
     if (r->work && !r->o->work_dir)
         nftw(r->work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(r->work);
+    for (int i = 0; i < r->n_fetched; i++)
+        free(r->fetched[i][0]), free(r->fetched[i][1]);
 }
 
 static void write_result(const run_opts *o, const char *text)
@@ -810,7 +853,7 @@ int run_main(const run_opts *o)
     }
 done:
     if (rc < 0) {
-        char *msg = strdup(err_msg());
+        char *msg = with_uris(&r, err_msg());
         free(result);
         result = NULL;
         report_failure_json(&result, reason_of(rc), msg ? msg : "");
