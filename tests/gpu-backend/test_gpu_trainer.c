@@ -492,6 +492,8 @@ static void test_trainer(void)
     }
     CHECK(selftest || file_has("cuda", "\"training on the GPU\""));
     CHECK(selftest || !file_has("cuda", "falling back"));
+    /* the LM stage replayed its full-chunk step as a CUDA graph (fit.c lm_record) */
+    CHECK(selftest || file_has("cuda", "\"LM step recorded as a CUDA graph\""));
     json_t *hc = json_object_get(m[0], "history"), *hg = json_object_get(m[1], "history");
     CHECK_EQ_INT(3, json_array_size(hc));
     CHECK_EQ_INT(json_array_size(hc), json_array_size(hg));

@@ -209,6 +209,28 @@ static double cu_clip_grad_norm(nn_backend *be, const nn_opt_tensor *t, int coun
     return cuda_optim_clip_list(CB(be)->optim, t, count, max_norm);
 }
 
+static int cu_adam_set(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
+                       double sqr_mom)
+{
+    return cuda_optim_adam_list_set(CB(be)->optim, t, count, mom, sqr_mom);
+}
+
+static void cu_adam_queue(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
+                          double sqr_mom, double eps)
+{
+    cuda_optim_adam_list_queue(CB(be)->optim, t, count, mom, sqr_mom, eps);
+}
+
+static void cu_clip_queue(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm)
+{
+    cuda_optim_clip_list_queue(CB(be)->optim, t, count, max_norm);
+}
+
+static double cu_clip_norm(nn_backend *be)
+{
+    return cuda_optim_clip_norm(CB(be)->optim);
+}
+
 static void cu_argmax_hits(nn_backend *be, float *hits, const float *x, const int32_t *targets,
                            int N, int V)
 {
@@ -335,6 +357,10 @@ extern "C" int nn_backend_cuda_new(nn_backend **out, int device)
     be->sumsq_tdiff = cu_sumsq_tdiff;
     be->sumsq_tdiff_grad = cu_sumsq_tdiff_grad;
     be->reduce_to = cu_reduce_to;
+    be->adam_set = cu_adam_set;
+    be->adam_queue = cu_adam_queue;
+    be->clip_queue = cu_clip_queue;
+    be->clip_norm = cu_clip_norm;
     be->capture_begin = cu_capture_begin;
     be->capture_end = cu_capture_end;
     be->graph_launch = cu_graph_launch;

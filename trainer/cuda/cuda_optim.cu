@@ -43,6 +43,40 @@ struct cuda_optim {
     cudaEvent_t hyper_copied;     /* recorded after each copy of h_hyper */
 };
 
+/* h_hyper[k] for tensors with lr/wd/step given per tensor (in double, as optim.c). */
+static int set_hyper(cuda_optim *o, int count, double mom, double sqr_mom, const double *lr,
+                     const double *wd, const double *step, size_t stride)
+{
+    if (count > CUDA_OPTIM_STEP_TENSORS)
+        return err_set(KF_EINVAL, "cuda_optim: %d tensors in one step (at most %d)", count,
+                       CUDA_OPTIM_STEP_TENSORS);
+    CUDA_CHECK(cudaEventSynchronize(o->hyper_copied)); /* the last copy has read h_hyper */
+    for (int k = 0; k < count; k++) {
+        const double l = *(const double *)((const char *)lr + k * stride);
+        const double w = *(const double *)((const char *)wd + k * stride);
+        const double st = *(const double *)((const char *)step + k * stride);
+        o->h_hyper[k].decay = (float)(1.0 - l * w);
+        o->h_hyper[k].scale = (float)(l / (1.0 - pow(mom, st)));
+        o->h_hyper[k].inv_d2 = (float)(1.0 / (1.0 - pow(sqr_mom, st)));
+        o->h_hyper[k].do_wd = w != 0.0;
+    }
+    return 0;
+}
+
+/* Queues the copy of h_hyper[0..count) and marks it (an external event node in a recording). */
+static void copy_hyper(cuda_optim *o, int count)
+{
+    cudaStream_t st = o->ctx->stream;
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaMemcpyAsync(o->d_hyper, o->h_hyper, (size_t)count * sizeof *o->h_hyper,
+                               cudaMemcpyHostToDevice, st));
+    CUDA_CHECK(cudaStreamIsCapturing(st, &cap));
+    CUDA_CHECK(cudaEventRecordWithFlags(o->hyper_copied, st,
+                                        cap == cudaStreamCaptureStatusActive
+                                            ? cudaEventRecordExternal
+                                            : cudaEventRecordDefault));
+}
+
 static __global__ void adam_kernel(float *p, const float *g, float *avg, float *sqr,
                                    const seg_list L, const seg_hyper *H)
 {
@@ -63,32 +97,14 @@ static __global__ void adam_kernel(float *p, const float *g, float *avg, float *
 
 extern "C" int cuda_optim_adam_set(cuda_optim *o, const cuda_adam_args *a)
 {
-    if (a->count > CUDA_OPTIM_STEP_TENSORS)
-        return err_set(KF_EINVAL, "cuda_optim: %d tensors in one step (at most %d)", a->count,
-                       CUDA_OPTIM_STEP_TENSORS);
-    CUDA_CHECK(cudaEventSynchronize(o->hyper_copied)); /* the last copy has read h_hyper */
-    for (int k = 0; k < a->count; k++) { /* in double, as optim.c */
-        const cuda_optim_tensor *t = &a->tensors[k];
-        o->h_hyper[k].decay = (float)(1.0 - t->lr * t->wd);
-        o->h_hyper[k].scale = (float)(t->lr / (1.0 - pow(a->mom, t->step)));
-        o->h_hyper[k].inv_d2 = (float)(1.0 / (1.0 - pow(a->sqr_mom, t->step)));
-        o->h_hyper[k].do_wd = t->wd != 0.0;
-    }
-    return 0;
+    const cuda_optim_tensor *t = a->tensors;
+    return set_hyper(o, a->count, a->mom, a->sqr_mom, &t->lr, &t->wd, &t->step, sizeof *t);
 }
 
 extern "C" void cuda_optim_adam_queue(cuda_optim *o, const cuda_adam_args *a)
 {
     cudaStream_t st = o->ctx->stream;
-    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-    CUDA_CHECK(cudaMemcpyAsync(o->d_hyper, o->h_hyper, (size_t)a->count * sizeof *o->h_hyper,
-                               cudaMemcpyHostToDevice, st));
-    CUDA_CHECK(cudaStreamIsCapturing(st, &cap));
-    /* in a recording, an external event node, so replays also tell adam_set when to write */
-    CUDA_CHECK(cudaEventRecordWithFlags(o->hyper_copied, st,
-                                        cap == cudaStreamCaptureStatusActive
-                                            ? cudaEventRecordExternal
-                                            : cudaEventRecordDefault));
+    copy_hyper(o, a->count);
     for (int first = 0; first < a->count; first += CUDA_OPTIM_MAX_TENSORS) {
         int n = a->count - first < CUDA_OPTIM_MAX_TENSORS ? a->count - first
                                                           : CUDA_OPTIM_MAX_TENSORS;
@@ -223,27 +239,26 @@ extern "C" double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads,
 typedef struct pseg {
     float *p, *g, *avg, *sqr;
     size_t n;
-    float decay, scale, inv_d2; /* as seg */
-    int do_wd;
 } pseg;
 
-typedef struct pseg_list { /* ~1.8 KB of kernel arguments */
+typedef struct pseg_list { /* ~1.3 KB of kernel arguments */
     pseg s[CUDA_OPTIM_LIST_TENSORS];
-    float mom, damp1, sqr_mom, damp2, eps, coef;
+    float mom, damp1, sqr_mom, damp2, eps;
 } pseg_list;
 
-static __global__ void adam_list_kernel(const pseg_list L)
+static __global__ void adam_list_kernel(const pseg_list L, const seg_hyper *H)
 {
     const pseg s = L.s[blockIdx.y];
+    const seg_hyper h = H[blockIdx.y];
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
          k += (size_t)gridDim.x * blockDim.x) {
         float w = s.p[k], gi = s.g[k];
-        if (s.do_wd)
-            w *= s.decay;
+        if (h.do_wd)
+            w *= h.decay;
         float a = L.mom * s.avg[k] + L.damp1 * gi;
         float q = L.sqr_mom * s.sqr[k] + L.damp2 * gi * gi;
         s.avg[k] = a, s.sqr[k] = q;
-        s.p[k] = w - s.scale * a / (sqrtf(q * s.inv_d2) + L.eps);
+        s.p[k] = w - h.scale * a / (sqrtf(q * h.inv_d2) + L.eps);
     }
 }
 
@@ -261,12 +276,13 @@ static __global__ void sumsq_list_kernel(double *part, const pseg_list L)
         part[blockIdx.y * gridDim.x + blockIdx.x] = acc;
 }
 
-static __global__ void scale_list_kernel(const pseg_list L)
+static __global__ void scale_list_kernel(const pseg_list L, const float *coef)
 {
     const pseg s = L.s[blockIdx.y];
+    const float c = *coef;
     for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
          k += (size_t)gridDim.x * blockDim.x)
-        s.g[k] *= L.coef;
+        s.g[k] *= c;
 }
 
 /* Fills L with tensors [first, first + returned count) of t (pointers and sizes only). */
@@ -283,29 +299,40 @@ static int fill_list(pseg_list *L, const nn_opt_tensor *t, int first, int count)
     return n;
 }
 
-extern "C" void cuda_optim_adam_list(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
-                                     double sqr_mom, double eps)
+extern "C" int cuda_optim_adam_list_set(cuda_optim *o, const nn_opt_tensor *t, int count,
+                                        double mom, double sqr_mom)
 {
+    return set_hyper(o, count, mom, sqr_mom, &t->lr, &t->wd, &t->step, sizeof *t);
+}
+
+extern "C" void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count,
+                                           double mom, double sqr_mom, double eps)
+{
+    copy_hyper(o, count);
     for (int first = 0; first < count; first += CUDA_OPTIM_LIST_TENSORS) {
         pseg_list L;
         int n = fill_list(&L, t, first, count);
         L.mom = (float)mom, L.damp1 = (float)(1.0 - mom);
         L.sqr_mom = (float)sqr_mom, L.damp2 = (float)(1.0 - sqr_mom);
         L.eps = (float)eps;
-        for (int k = 0; k < n; k++) { /* per-tensor constants in double, as optim.c */
-            const nn_opt_tensor *x = &t[first + k];
-            L.s[k].decay = (float)(1.0 - x->lr * x->wd);
-            L.s[k].scale = (float)(x->lr / (1.0 - pow(mom, x->step)));
-            L.s[k].inv_d2 = (float)(1.0 / (1.0 - pow(sqr_mom, x->step)));
-            L.s[k].do_wd = x->wd != 0.0;
-        }
-        adam_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, o->ctx->stream>>>(L);
+        adam_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, o->ctx->stream>>>(
+            L, o->d_hyper + first);
         CUDA_CHECK(cudaGetLastError());
     }
 }
 
-extern "C" double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count,
-                                       double max_norm)
+extern "C" void cuda_optim_adam_list(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
+                                     double sqr_mom, double eps)
+{
+    if (cuda_optim_adam_list_set(o, t, count, mom, sqr_mom) < 0) {
+        log_error("cuda", "adam step refused", "{s:s}", "error", err_msg());
+        abort();
+    }
+    cuda_optim_adam_list_queue(o, t, count, mom, sqr_mom, eps);
+}
+
+extern "C" void cuda_optim_clip_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count,
+                                           double max_norm)
 {
     cudaStream_t st = o->ctx->stream;
     double *total = o->d_part + OGRID_X * CUDA_OPTIM_MAX_TENSORS;
@@ -318,18 +345,21 @@ extern "C" double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, in
         total_kernel<<<1, OBLOCK, 0, st>>>(total, o->d_part, OGRID_X * n);
         CUDA_CHECK(cudaGetLastError());
     }
-    CUDA_CHECK(cudaMemcpyAsync(o->h_total, total, sizeof *total, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaStreamSynchronize(st));
-    double norm = sqrt(*o->h_total);
-    double coef = max_norm > 0 ? max_norm / (norm + 1e-6) : 1.0;
-    if (coef < 1.0)
+    coef_kernel<<<1, 1, 0, st>>>(o->d_coef, total, max_norm);
+    CUDA_CHECK(cudaGetLastError());
+    if (max_norm > 0)
         for (int first = 0; first < count; first += CUDA_OPTIM_LIST_TENSORS) {
             int n = fill_list(&L, t, first, count);
-            L.coef = (float)coef;
-            scale_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(L);
+            scale_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(L, o->d_coef);
             CUDA_CHECK(cudaGetLastError());
         }
-    return norm;
+}
+
+extern "C" double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count,
+                                       double max_norm)
+{
+    cuda_optim_clip_list_queue(o, t, count, max_norm);
+    return cuda_optim_clip_norm(o);
 }
 
 extern "C" int cuda_optim_new(cuda_optim **out, cuda_ctx *ctx)

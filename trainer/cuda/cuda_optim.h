@@ -82,6 +82,14 @@ double cuda_optim_clip_norm(cuda_optim *o);
 void cuda_optim_adam_list(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
                           double sqr_mom, double eps);
 double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count, double max_norm);
+/* The list versions in recordable pieces, as the flat ones above: _set (host only, never in a
+ * recording), _queue (recordable); the norm of the last clip: cuda_optim_clip_norm. */
+int cuda_optim_adam_list_set(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
+                             double sqr_mom);
+void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
+                                double sqr_mom, double eps);
+void cuda_optim_clip_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count,
+                                double max_norm);
 
 #ifdef __cplusplus
 }

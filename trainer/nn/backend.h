@@ -135,6 +135,17 @@ struct nn_backend {
      * for the device: no upload/download/sum); capture_end: the recording as a replayable graph;
      * graph_launch queues a replay; graph_free frees it. Return 0 or a negative KF_E* code. */
     void (*reduce_to)(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M);
+    /* adam_step and clip_grad_norm in recordable pieces: adam_set hands over the constants of
+     * this step (lr, wd, step per tensor; host only, never inside a recording; 0 or KF_EINVAL),
+     * adam_queue queues the update of the same list (a replay uses what adam_set gave last);
+     * clip_queue queues the norm and the scaling (the factor computed on the device);
+     * clip_norm reads the norm of the last clip_queue (waits). */
+    int (*adam_set)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
+                    double sqr_mom);
+    void (*adam_queue)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
+                       double sqr_mom, double eps);
+    void (*clip_queue)(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm);
+    double (*clip_norm)(nn_backend *be);
     int (*capture_begin)(nn_backend *be);
     int (*capture_end)(nn_backend *be, void **graph);
     int (*graph_launch)(nn_backend *be, void *graph);

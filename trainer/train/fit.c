@@ -181,6 +181,35 @@ done:
     return rc;
 }
 
+/* Whether the LM steps replay one recorded graph (CUDA; KUBEFIT_CUDA_GRAPH=0 runs them op by op). */
+static bool lm_graphs(const fit_ctx *c, const fit_lm *f)
+{
+    const char *env = getenv("KUBEFIT_CUDA_GRAPH");
+    return c->be->capture_begin && c->be->reduce_to && optim_graphable(f->opt) && !(env && !strcmp(env, "0"));
+}
+
+/* Records forward + backward + clip + Adam of the batch nn_lm_set_batch put in f->a (after
+ * optim_step_set) as one graph. */
+static int lm_record(fit_ctx *c, fit_lm *f, void **graph)
+{
+    nn_backend *be = c->be;
+    int rc = be->capture_begin(be), end;
+    if (rc < 0)
+        return rc;
+    rc = nn_lm_forward_queue(f->m, f->a);
+    if (rc == 0) {
+        nn_zero_grad(f->m);
+        rc = nn_lm_backward(f->m, f->a);
+    }
+    if (rc == 0) {
+        if (c->clip > 0)
+            optim_clip_queue(f->opt, c->clip);
+        optim_step_queue(f->opt);
+    }
+    end = be->capture_end(be, graph);
+    return rc < 0 ? rc : end;
+}
+
 int fit_lm_run(fit_ctx *c, fit_lm *f, const char *stage, const data_docs *train, const data_docs *valid,
                int epochs, int start_epoch, double lr)
 {
@@ -191,6 +220,8 @@ int fit_lm_run(fit_ctx *c, fit_lm *f, const char *stage, const data_docs *train,
     for (int g = 0; g < G; g++)
         lr_max[g] = lr;
     const optim_cycle cyc = OPTIM_CYCLE_DEFAULT;
+    const bool graphs = lm_graphs(c, f);
+    void *graph = NULL; /* the full-chunk step, recorded once (lm_record) */
     optim_freeze_to(f->opt, 0);
     for (int e = start_epoch; e < epochs; e++) {
         double t0 = fit_now(), sum = 0, smooth = 0;
@@ -206,19 +237,35 @@ int fit_lm_run(fit_ctx *c, fit_lm *f, const char *stage, const data_docs *train,
             apply_cycle(f->opt, lr_max, &cyc, (double)(e * nch + k) / ((double)epochs * nch));
             nn_masks_sample(f->m, f->a, c->seed, (uint64_t)e * 1000003u + (uint64_t)k);
             nn_lm_loss l;
-            if ((rc = nn_lm_forward(f->m, f->a, f->x, f->y, c->B, t, &l)) < 0)
-                goto done;
+            if (graphs && t == c->bptt && k > 0) { /* full chunk, carried state sized: replay */
+                if ((rc = nn_lm_set_batch(f->m, f->a, f->x, f->y, c->B, t)) < 0 ||
+                    (rc = optim_step_set(f->opt)) < 0)
+                    goto done;
+                if (!graph) {
+                    if ((rc = lm_record(c, f, &graph)) < 0)
+                        goto done;
+                    log_info("fit", "LM step recorded as a CUDA graph", "{s:s,s:i,s:i}", "stage", stage,
+                             "batch", c->B, "bptt", t);
+                }
+                if ((rc = c->be->graph_launch(c->be, graph)) < 0 || (rc = nn_lm_loss_read(f->m, f->a, &l)) < 0)
+                    goto done;
+            } else {
+                if ((rc = nn_lm_forward(f->m, f->a, f->x, f->y, c->B, t, &l)) < 0)
+                    goto done;
+                if (isfinite(l.total)) {
+                    nn_zero_grad(f->m);
+                    if ((rc = nn_lm_backward(f->m, f->a)) < 0)
+                        goto done;
+                    if (c->clip > 0)
+                        optim_clip_grad_norm(f->opt, c->clip);
+                    optim_step(f->opt);
+                }
+            }
             if (!isfinite(l.total)) {
                 rc = err_set(KF_EINVAL, "%s: the loss diverged (%g) at epoch %d step %ld; lower --lm-lr",
                              stage, l.total, e + 1, k + 1);
                 goto done;
             }
-            nn_zero_grad(f->m);
-            if ((rc = nn_lm_backward(f->m, f->a)) < 0)
-                goto done;
-            if (c->clip > 0)
-                optim_clip_grad_norm(f->opt, c->clip);
-            optim_step(f->opt);
             sum += l.ce;
             nsteps++;
             smooth = nsteps == 1 ? l.ce : 0.98 * smooth + 0.02 * l.ce;
@@ -240,6 +287,8 @@ int fit_lm_run(fit_ctx *c, fit_lm *f, const char *stage, const data_docs *train,
             goto done;
     }
 done:
+    if (graph)
+        c->be->graph_free(c->be, graph);
     data_lm_dispose(&lm);
     return rc;
 }

@@ -22,6 +22,7 @@ struct optim {
     float **avg, **sqr; /* [n] views into state */
     float *step;      /* [n] per-tensor step counts (float so checkpoints stay F32) */
     nn_opt_tensor *list; /* [n] the trainable tensors of one device op (device only) */
+    int list_n;          /* entries of list that optim_step_set filled */
     float *host;      /* [2*total] host copy of state for checkpoints (device only, lazily) */
 };
 
@@ -178,6 +179,33 @@ void optim_step(optim *o)
             w[k] -= scale * avg[k] / (sqrtf(sqr[k] * inv_d2) + feps);
         }
     }
+}
+
+int optim_graphable(const optim *o)
+{
+    return o->device && o->be->adam_set && o->be->adam_queue && o->be->clip_queue &&
+           o->be->clip_norm;
+}
+
+int optim_step_set(optim *o)
+{
+    o->list_n = device_list(o, 1);
+    return o->be->adam_set(o->be, o->list, o->list_n, o->hp.mom, o->hp.sqr_mom);
+}
+
+void optim_step_queue(optim *o)
+{
+    o->be->adam_queue(o->be, o->list, o->list_n, o->hp.mom, o->hp.sqr_mom, o->hp.eps);
+}
+
+void optim_clip_queue(optim *o, double max_norm)
+{
+    o->be->clip_queue(o->be, o->list, device_list(o, 0), max_norm);
+}
+
+double optim_clip_norm(optim *o)
+{
+    return o->be->clip_norm(o->be);
 }
 
 void optim_zero_grad(optim *o)

@@ -72,6 +72,17 @@ void optim_zero_grad(optim *o);
  * min(1, max_norm/(norm+1e-6)). Returns the norm before clipping. max_norm <= 0: only measures. */
 double optim_clip_grad_norm(optim *o, double max_norm);
 
+/* The step in recordable pieces, for a training step replayed as a graph (backends with the
+ * adam_set/adam_queue/clip_queue/clip_norm ops, backend.h; optim_graphable says so):
+ * optim_step_set counts the step and hands its constants to the backend (host only, never
+ * inside a recording; 0 or KF_EINVAL); optim_step_queue queues the update (recordable);
+ * optim_clip_queue queues the clip (recordable); optim_clip_norm reads its norm (waits). */
+int optim_graphable(const optim *o);
+int optim_step_set(optim *o);
+void optim_step_queue(optim *o);
+void optim_clip_queue(optim *o, double max_norm);
+double optim_clip_norm(optim *o);
+
 /* Checkpoint: writes "opt.<name>.avg", "opt.<name>.sqr", "opt.<name>.step" (one float) tensors
  * (data borrowed by the writer until it is saved; on a device backend a host copy of the state
  * the optimizer keeps, made at the first save/load). Load restores them, checking shapes. */
