@@ -3,8 +3,8 @@
  * model E runs 4 steps eagerly (masks, forward, backward, clip 0.01, Adam); model G runs step 0
  * the same way, records forward + backward + clip + Adam at step 1 (nn_lm_forward_queue,
  * cuda_optim_clip_queue, cuda_optim_adam_queue between capture_begin and capture_end) and
- * replays it for steps 1-3, with each step's masks, tokens and Adam constants set before the
- * replay. Losses, grad norms and every parameter must agree (gpu_pair.h rule; the same kernels in
+ * replays it for steps 1-3, with each step's masks, tokens and Adam constants (learning rates and
+ * momentum change every step) set before the replay. Losses, grad norms and every parameter must agree (gpu_pair.h rule; the same kernels in
  * the same order, so they should be identical). Skips without a GPU. */
 #include "cuda_optim.h"
 #include "gpu_pair.h"
@@ -44,11 +44,17 @@ static void run_new(run *r)
     }
 }
 
-static cuda_adam_args adam_of(run *r)
+/* Adam at `step`: the momentum and learning rates move every step, as the one-cycle schedule
+ * moves them, so a replay that kept the recorded step's values would drift. */
+static cuda_adam_args adam_of(run *r, int step)
 {
+    for (int k = 0; k < r->nt; k++) {
+        r->ts[k].lr = 3e-3 * (1 + k % 3) * (1.0 + 0.5 * step);
+        r->ts[k].step = step + 1;
+    }
     return (cuda_adam_args){.params = nn_params(r->m), .grads = nn_grads(r->m), .avg = r->avg,
-                            .sqr = r->sqr, .tensors = r->ts, .count = r->nt, .mom = 0.9,
-                            .sqr_mom = 0.99, .eps = 1e-5};
+                            .sqr = r->sqr, .tensors = r->ts, .count = r->nt,
+                            .mom = 0.95 - 0.03 * step, .sqr_mom = 0.99, .eps = 1e-5};
 }
 
 static void tokens(int32_t *x, int32_t *y, int step)
@@ -73,9 +79,7 @@ static nn_lm_loss eager_step(run *r, int step, double *norm)
     nn_zero_grad(r->m);
     CHECK(nn_lm_backward(r->m, r->a) == 0);
     *norm = cuda_optim_clip_grad_norm(r->opt, nn_grads(r->m), r->ts, r->nt, 0.01);
-    for (int k = 0; k < r->nt; k++)
-        r->ts[k].step = step + 1;
-    cuda_adam_args ad = adam_of(r);
+    cuda_adam_args ad = adam_of(r, step);
     cuda_optim_adam_step(r->opt, &ad);
     return l;
 }
@@ -85,7 +89,7 @@ static nn_lm_loss graph_step(run *r, int step, double *norm)
 {
     int32_t x[B * T], y[B * T];
     nn_lm_loss l = {0};
-    cuda_adam_args ad = adam_of(r);
+    cuda_adam_args ad = adam_of(r, step);
     tokens(x, y, step);
     nn_masks_sample(r->m, r->a, 5, (uint64_t)step);
     CHECK(nn_lm_set_batch(r->m, r->a, x, y, B, T) == 0);
@@ -99,8 +103,6 @@ static nn_lm_loss graph_step(run *r, int step, double *norm)
         CHECK(P.gpu->capture_end(P.gpu, &r->graph) == 0);
         CHECK(r->graph != NULL);
     }
-    for (int k = 0; k < r->nt; k++)
-        r->ts[k].step = step + 1;
     CHECK(cuda_optim_adam_set(r->opt, &ad) == 0);
     CHECK(P.gpu->graph_launch(P.gpu, r->graph) == 0);
     CHECK(nn_lm_loss_read(r->m, r->a, &l) == 0);

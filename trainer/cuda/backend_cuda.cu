@@ -210,15 +210,14 @@ static double cu_clip_grad_norm(nn_backend *be, const nn_opt_tensor *t, int coun
 }
 
 static int cu_adam_set(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
-                       double sqr_mom)
+                       double sqr_mom, double eps)
 {
-    return cuda_optim_adam_list_set(CB(be)->optim, t, count, mom, sqr_mom);
+    return cuda_optim_adam_list_set(CB(be)->optim, t, count, mom, sqr_mom, eps);
 }
 
-static void cu_adam_queue(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
-                          double sqr_mom, double eps)
+static void cu_adam_queue(nn_backend *be, const nn_opt_tensor *t, int count)
 {
-    cuda_optim_adam_list_queue(CB(be)->optim, t, count, mom, sqr_mom, eps);
+    cuda_optim_adam_list_queue(CB(be)->optim, t, count);
 }
 
 static void cu_clip_queue(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm)

@@ -17,20 +17,18 @@ static_assert(CUDA_OPTIM_LIST_TENSORS <= CUDA_OPTIM_MAX_TENSORS, "d_part holds t
 #define OGRID_X 256 /* x blocks per tensor */
 
 typedef struct seg {
-    size_t offset, n;
-    float decay, scale, inv_d2; /* 1 - lr*wd; lr/(1-mom^step); 1/(1-sqr_mom^step) */
-    int do_wd;
+    size_t offset, n; /* floats into every flat array */
 } seg;
 
 typedef struct seg_list {
     seg s[CUDA_OPTIM_MAX_TENSORS];
-    float mom, damp1, sqr_mom, damp2, eps, coef;
 } seg_list;
 
 /* Per-tensor Adam constants of one step (flat API), copied to the device before the update, so
  * a recorded graph of the update replays with the current step's values. */
 typedef struct seg_hyper {
     float decay, scale, inv_d2; /* 1 - lr*wd; lr/(1-mom^step); 1/(1-sqr_mom^step) */
+    float mom, damp1, sqr_mom, damp2, eps; /* the schedule moves mom every step */
     int do_wd;
 } seg_hyper;
 
@@ -44,7 +42,8 @@ struct cuda_optim {
 };
 
 /* h_hyper[k] for tensors with lr/wd/step given per tensor (in double, as optim.c). */
-static int set_hyper(cuda_optim *o, int count, double mom, double sqr_mom, const double *lr,
+static int set_hyper(cuda_optim *o, int count, double mom, double sqr_mom, double eps,
+                     const double *lr,
                      const double *wd, const double *step, size_t stride)
 {
     if (count > CUDA_OPTIM_STEP_TENSORS)
@@ -58,6 +57,9 @@ static int set_hyper(cuda_optim *o, int count, double mom, double sqr_mom, const
         o->h_hyper[k].decay = (float)(1.0 - l * w);
         o->h_hyper[k].scale = (float)(l / (1.0 - pow(mom, st)));
         o->h_hyper[k].inv_d2 = (float)(1.0 / (1.0 - pow(sqr_mom, st)));
+        o->h_hyper[k].mom = (float)mom, o->h_hyper[k].damp1 = (float)(1.0 - mom);
+        o->h_hyper[k].sqr_mom = (float)sqr_mom, o->h_hyper[k].damp2 = (float)(1.0 - sqr_mom);
+        o->h_hyper[k].eps = (float)eps;
         o->h_hyper[k].do_wd = w != 0.0;
     }
     return 0;
@@ -88,17 +90,18 @@ static __global__ void adam_kernel(float *p, const float *g, float *avg, float *
         float w = p[i], gi = g[i];
         if (h.do_wd)
             w *= h.decay;
-        float a = L.mom * avg[i] + L.damp1 * gi;
-        float q = L.sqr_mom * sqr[i] + L.damp2 * gi * gi;
+        float a = h.mom * avg[i] + h.damp1 * gi;
+        float q = h.sqr_mom * sqr[i] + h.damp2 * gi * gi;
         avg[i] = a, sqr[i] = q;
-        p[i] = w - h.scale * a / (sqrtf(q * h.inv_d2) + L.eps);
+        p[i] = w - h.scale * a / (sqrtf(q * h.inv_d2) + h.eps);
     }
 }
 
 extern "C" int cuda_optim_adam_set(cuda_optim *o, const cuda_adam_args *a)
 {
     const cuda_optim_tensor *t = a->tensors;
-    return set_hyper(o, a->count, a->mom, a->sqr_mom, &t->lr, &t->wd, &t->step, sizeof *t);
+    return set_hyper(o, a->count, a->mom, a->sqr_mom, a->eps, &t->lr, &t->wd, &t->step,
+                     sizeof *t);
 }
 
 extern "C" void cuda_optim_adam_queue(cuda_optim *o, const cuda_adam_args *a)
@@ -109,9 +112,6 @@ extern "C" void cuda_optim_adam_queue(cuda_optim *o, const cuda_adam_args *a)
         int n = a->count - first < CUDA_OPTIM_MAX_TENSORS ? a->count - first
                                                           : CUDA_OPTIM_MAX_TENSORS;
         seg_list L = {};
-        L.mom = (float)a->mom, L.damp1 = (float)(1.0 - a->mom);
-        L.sqr_mom = (float)a->sqr_mom, L.damp2 = (float)(1.0 - a->sqr_mom);
-        L.eps = (float)a->eps;
         for (int k = 0; k < n; k++)
             L.s[k].offset = a->tensors[first + k].offset, L.s[k].n = a->tensors[first + k].n;
         adam_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(
@@ -243,7 +243,6 @@ typedef struct pseg {
 
 typedef struct pseg_list { /* ~1.3 KB of kernel arguments */
     pseg s[CUDA_OPTIM_LIST_TENSORS];
-    float mom, damp1, sqr_mom, damp2, eps;
 } pseg_list;
 
 static __global__ void adam_list_kernel(const pseg_list L, const seg_hyper *H)
@@ -255,10 +254,10 @@ static __global__ void adam_list_kernel(const pseg_list L, const seg_hyper *H)
         float w = s.p[k], gi = s.g[k];
         if (h.do_wd)
             w *= h.decay;
-        float a = L.mom * s.avg[k] + L.damp1 * gi;
-        float q = L.sqr_mom * s.sqr[k] + L.damp2 * gi * gi;
+        float a = h.mom * s.avg[k] + h.damp1 * gi;
+        float q = h.sqr_mom * s.sqr[k] + h.damp2 * gi * gi;
         s.avg[k] = a, s.sqr[k] = q;
-        s.p[k] = w - h.scale * a / (sqrtf(q * h.inv_d2) + L.eps);
+        s.p[k] = w - h.scale * a / (sqrtf(q * h.inv_d2) + h.eps);
     }
 }
 
@@ -300,21 +299,17 @@ static int fill_list(pseg_list *L, const nn_opt_tensor *t, int first, int count)
 }
 
 extern "C" int cuda_optim_adam_list_set(cuda_optim *o, const nn_opt_tensor *t, int count,
-                                        double mom, double sqr_mom)
+                                        double mom, double sqr_mom, double eps)
 {
-    return set_hyper(o, count, mom, sqr_mom, &t->lr, &t->wd, &t->step, sizeof *t);
+    return set_hyper(o, count, mom, sqr_mom, eps, &t->lr, &t->wd, &t->step, sizeof *t);
 }
 
-extern "C" void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count,
-                                           double mom, double sqr_mom, double eps)
+extern "C" void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count)
 {
     copy_hyper(o, count);
     for (int first = 0; first < count; first += CUDA_OPTIM_LIST_TENSORS) {
         pseg_list L;
         int n = fill_list(&L, t, first, count);
-        L.mom = (float)mom, L.damp1 = (float)(1.0 - mom);
-        L.sqr_mom = (float)sqr_mom, L.damp2 = (float)(1.0 - sqr_mom);
-        L.eps = (float)eps;
         adam_list_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, o->ctx->stream>>>(
             L, o->d_hyper + first);
         CUDA_CHECK(cudaGetLastError());
@@ -324,11 +319,11 @@ extern "C" void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t
 extern "C" void cuda_optim_adam_list(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
                                      double sqr_mom, double eps)
 {
-    if (cuda_optim_adam_list_set(o, t, count, mom, sqr_mom) < 0) {
+    if (cuda_optim_adam_list_set(o, t, count, mom, sqr_mom, eps) < 0) {
         log_error("cuda", "adam step refused", "{s:s}", "error", err_msg());
         abort();
     }
-    cuda_optim_adam_list_queue(o, t, count, mom, sqr_mom, eps);
+    cuda_optim_adam_list_queue(o, t, count);
 }
 
 extern "C" void cuda_optim_clip_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count,

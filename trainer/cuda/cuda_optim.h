@@ -60,7 +60,8 @@ double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads, const cuda_optim_t
                                  int count, double max_norm);
 
 /* The same in pieces that a recorded graph (nn_backend capture_begin) can hold:
- *   cuda_optim_adam_set    host only: this step's per-tensor constants (lr, wd, step) into
+ *   cuda_optim_adam_set    host only: this step's constants (lr, wd, step per tensor; the
+ *                          momenta and eps, which the one-cycle schedule moves too) into
  *                          pinned memory; waits until the last copy of them has been made.
  *                          KF_EINVAL over CUDA_OPTIM_STEP_TENSORS tensors. Never in a recording.
  *   cuda_optim_adam_queue  queues their copy to the device and the update (recordable; a
@@ -85,9 +86,8 @@ double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count, do
 /* The list versions in recordable pieces, as the flat ones above: _set (host only, never in a
  * recording), _queue (recordable); the norm of the last clip: cuda_optim_clip_norm. */
 int cuda_optim_adam_list_set(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
-                             double sqr_mom);
-void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
-                                double sqr_mom, double eps);
+                             double sqr_mom, double eps);
+void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count);
 void cuda_optim_clip_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count,
                                 double max_norm);
 

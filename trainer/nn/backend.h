@@ -141,9 +141,8 @@ struct nn_backend {
      * clip_queue queues the norm and the scaling (the factor computed on the device);
      * clip_norm reads the norm of the last clip_queue (waits). */
     int (*adam_set)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
-                    double sqr_mom);
-    void (*adam_queue)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
-                       double sqr_mom, double eps);
+                    double sqr_mom, double eps);
+    void (*adam_queue)(nn_backend *be, const nn_opt_tensor *t, int count);
     void (*clip_queue)(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm);
     double (*clip_norm)(nn_backend *be);
     int (*capture_begin)(nn_backend *be);

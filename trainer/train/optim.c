@@ -190,12 +190,12 @@ int optim_graphable(const optim *o)
 int optim_step_set(optim *o)
 {
     o->list_n = device_list(o, 1);
-    return o->be->adam_set(o->be, o->list, o->list_n, o->hp.mom, o->hp.sqr_mom);
+    return o->be->adam_set(o->be, o->list, o->list_n, o->hp.mom, o->hp.sqr_mom, o->hp.eps);
 }
 
 void optim_step_queue(optim *o)
 {
-    o->be->adam_queue(o->be, o->list, o->list_n, o->hp.mom, o->hp.sqr_mom, o->hp.eps);
+    o->be->adam_queue(o->be, o->list, o->list_n);
 }
 
 void optim_clip_queue(optim *o, double max_norm)
