@@ -3,7 +3,7 @@ export KUBEFIT_TOOLS ?= $(HOME)/.cache/kubefit
 export PATH := $(KUBEFIT_TOOLS)/bin:$(PATH)
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup data build build-asan test unit demo clean
+.PHONY: all setup data build build-asan build-fuzz test unit demo clean
 
 all: build
 
@@ -24,13 +24,22 @@ build-asan: setup
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKUBEFIT_SANITIZE=ON -DKUBEFIT_CUDA=OFF $(CMAKE_ARGS) >/dev/null
 	cmake --build build-asan -j $(JOBS)
 
-# Every label: unit under sanitizers, the rest (reference, storage, apiserver, e2e, gpu) in release.
-test: build build-asan data
+# The libFuzzer targets (clang; CPU-only): CI replays their seed corpora (label fuzz); fuzzing
+# itself is run by hand (tests/fuzz/CMakeLists.txt says how).
+FUZZ_TARGETS = fuzz_csv fuzz_tokenizer fuzz_safetensors fuzz_gcs_json
+build-fuzz: setup
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DKUBEFIT_FUZZ=ON -DKUBEFIT_CUDA=OFF $(CMAKE_ARGS) >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+
+# Every label: unit under sanitizers, the fuzz seed replays with libFuzzer, the rest (reference,
+# storage, apiserver, e2e, gpu) in release.
+test: build build-asan build-fuzz data
 	ctest --test-dir build-asan -L unit --output-on-failure -j $(JOBS)
+	ctest --test-dir build-fuzz -L fuzz --output-on-failure
 	ctest --test-dir build -LE unit --output-on-failure
 
 demo: build
 	hack/demo
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
