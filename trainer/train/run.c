@@ -1,6 +1,6 @@
 /* run: one trainer command end to end. See run.h and docs/trainer.md. */
 #define _XOPEN_SOURCE 700
-#include "run.h"
+#include "run_internal.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -61,184 +61,12 @@ static const char *reason_of(int rc)
     }
 }
 
-#define RUN_MAX_FETCHED 8
-
-/* Everything one run holds; released by run_dispose. */
-typedef struct {
-    const run_opts *o;
-    storage *st;
-    storage_layout lay;
-    char *work;
-    nn_backend *be;
-    data_set data;
-    vocab *pre_vocab;
-    st_file *pre_lm, *ckpt;
-    nn_model *lm, *clf;
-    head_clf *head;
-    fit_lm flm;
-    fit_clf fclf;
-    int have_flm, have_fclf;
-    report_history hist;
-    progress *prog;
-    fit_ctx fc;
-    const char *ckpt_stage; /* stage recorded in the checkpoint */
-    int ckpt_epoch;
-    double t0;
-    char *fetched[RUN_MAX_FETCHED][2]; /* (local copy, URI) of every input fetched */
-    int n_fetched;
-} run_state;
-
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
     (void)ftw;
     return remove(path);
-}
-
-static char *work_path(const run_state *r, const char *name)
-{
-    char *p = NULL;
-    if (asprintf(&p, "%s/%s", r->work, name) < 0)
-        return NULL;
-    return p;
-}
-
-/* Downloads uri into the work folder as name. *present = 0 when the object does not exist
- * (only allowed when !required). */
-static int fetch(run_state *r, const char *uri, const char *name, int required, char **local)
-{
-    int exists = 0, rc;
-    *local = NULL;
-    if ((rc = storage_exists(r->st, uri, &exists)) < 0)
-        return rc;
-    if (!exists)
-        return required ? err_set(KF_ENOTFOUND, "%s: not found (required input)", uri) : 0;
-    if (!(*local = work_path(r, name)))
-        return err_set(KF_ENOMEM, "out of memory");
-    if ((rc = storage_get(r->st, uri, *local, NULL)) < 0) {
-        free(*local);
-        *local = NULL;
-        return rc;
-    }
-    if (r->n_fetched < RUN_MAX_FETCHED) { /* for error messages: see with_uris */
-        r->fetched[r->n_fetched][0] = strdup(*local);
-        r->fetched[r->n_fetched][1] = strdup(uri);
-        r->n_fetched++;
-    }
-    return 0;
-}
-
-/* msg with every local copy's path replaced by the URI it was fetched from, so that a data
- * error says "gs://b/en/train.csv:12: ..." rather than naming a temporary file. Caller frees;
- * NULL when out of memory. */
-static char *with_uris(const run_state *r, const char *msg)
-{
-    char *out = strdup(msg);
-    for (int i = 0; out && i < r->n_fetched; i++) {
-        const char *local = r->fetched[i][0], *uri = r->fetched[i][1];
-        if (!local || !uri)
-            continue;
-        size_t ll = strlen(local), lu = strlen(uri), n = 0;
-        for (const char *p = strstr(out, local); p; p = strstr(p + ll, local))
-            n++;
-        if (!n)
-            continue;
-        char *next = malloc(strlen(out) + n * lu + 1 - n * ll), *w = next;
-        if (!next) {
-            free(out);
-            return NULL;
-        }
-        for (const char *p = out, *hit; (hit = strstr(p, local)); p = hit + ll) {
-            memcpy(w, p, (size_t)(hit - p)), w += hit - p;
-            memcpy(w, uri, lu), w += lu;
-            strcpy(w, hit + ll); /* the rest, overwritten if another hit follows */
-        }
-        free(out);
-        out = next;
-    }
-    return out;
-}
-
-static int put_text(run_state *r, const char *uri, const char *text)
-{
-    return storage_write(r->st, uri, text, strlen(text));
-}
-
-/* Uploads a writer's bytes to uri. */
-static int put_st(run_state *r, st_writer *w, const char *uri)
-{
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    int rc = st_writer_bytes(w, &buf, &len);
-    if (rc == 0)
-        rc = storage_write(r->st, uri, buf, len);
-    free(buf);
-    return rc;
-}
-
-static json_t *config_json(const run_state *r)
-{
-    static const char *const modes[] = {"auto", "multi", "single"};
-    static const char *const stage_names[] = {"pretrain", "finetune-lm", "classifier"};
-    const run_opts *o = r->o;
-    const data_set *d = &r->data;
-    json_t *labels = json_array(), *stages = json_array();
-    for (size_t i = 0; i < d->n_labels; i++)
-        json_array_append_new(labels, json_string(d->labels[i]));
-    for (int k = 0; k < 3; k++)
-        if ((o->stages ? o->stages : RUN_STAGES_DEFAULT) & (1 << k))
-            json_array_append_new(stages, json_string(stage_names[k]));
-    json_t *c = json_pack("{s:i,s:s,s:s,s:s?,s:s?,s:s?,s:I,s:i,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,"
-                     "s:I,s:b,s:o,s:I,s:I}",
-                     "version", 1, "lang", o->lang, "device", r->be ? r->be->name : "cpu", "job", o->job, "run",
-                     o->run, "modelDir", o->model_dir, "seed", (json_int_t)o->seed, "epochs", o->epochs,
-                     "lmEpochs", o->lm_epochs, "batchSize", o->batch_size, "lr", o->lr, "lmLr", o->lm_lr, "bptt",
-                     o->bptt, "embSize", o->emb, "hiddenSize", o->hidden, "layers", o->layers, "maxVocab",
-                     o->max_vocab, "dropMult", o->drop_mult, "wd", o->wd, "clip", o->clip, "vocabSize",
-                     (json_int_t)(d->vocab ? vocab_size(d->vocab) : 0), "multiLabel", d->multi_label, "labels",
-                     labels, "nTrain", (json_int_t)d->train.n, "nValid", (json_int_t)d->valid.n);
-    if (!c)
-        json_decref(stages);
-    if (c && json_object_set_new(c, "stages", stages) == 0 &&
-        json_object_set_new(c, "labelMode", json_string(modes[o->label_mode])) == 0 &&
-        json_object_set_new(c, "precision", json_string(r->be ? device_precision(r->be) : "fp32")) == 0 &&
-        json_object_set_new(c, "threshold", json_real(r->fc.threshold > 0 ? r->fc.threshold : 0.5)) == 0 &&
-        json_object_set_new(c, "inputs", json_pack("{s:s,s:s,s:s,s:s,s:s}", "pretrained", r->lay.lm, "vocab",
-                                                   r->lay.vocab_in, "train", r->lay.train, "valid", r->lay.valid,
-                                                   "corpus", r->lay.corpus)) == 0)
-        return c;
-    json_decref(c);
-    return NULL;
-}
-
-static int write_vocab(run_state *r, const char *uri)
-{
-    char *local = work_path(r, "vocab.out.txt");
-    int rc = local ? vocab_write(r->data.vocab, local) : err_set(KF_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = storage_put(r->st, local, uri);
-    free(local);
-    return rc;
-}
-
-/* Serialises the model being trained (+ optimizer state when opt) into a writer. */
-static int add_model(run_state *r, st_writer *w, int classifier, optim *opt, float **h1, float **h2)
-{
-    int rc = modelio_add_nn(w, classifier ? r->clf : r->lm, classifier, h1);
-    if (rc == 0 && classifier)
-        rc = modelio_add_head(w, r->head, r->be, h2);
-    if (rc == 0 && opt)
-        rc = optim_save(opt, w);
-    json_t *cfg = config_json(r);
-    char *s = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
-    json_decref(cfg);
-    if (rc == 0 && s)
-        rc = st_writer_meta(w, "kubefit.config", s);
-    free(s);
-    if (rc == 0)
-        rc = st_writer_meta(w, "format", "pt");
-    return rc;
 }
 
 static int on_epoch(void *ctx, const char *stage, int epochs_done)
@@ -254,9 +82,9 @@ static int on_epoch(void *ctx, const char *stage, int epochs_done)
     snprintf(ep, sizeof ep, "%d", epochs_done);
     if ((rc = report_history_json(&hist, &r->hist)) == 0 && (rc = st_writer_new(&w)) == 0 &&
         (rc = st_writer_meta(w, "kubefit.history", hist)) == 0 &&
-        (rc = add_model(r, w, classifier, classifier ? r->fclf.opt : r->flm.opt, &h1, &h2)) == 0 &&
+        (rc = run_add_model(r, w, classifier, classifier ? r->fclf.opt : r->flm.opt, &h1, &h2)) == 0 &&
         (rc = st_writer_meta(w, "kubefit.stage", stage)) == 0 && (rc = st_writer_meta(w, "kubefit.epoch", ep)) == 0)
-        rc = put_st(r, w, uri);
+        rc = run_put_st(r, w, uri);
     if (rc == 0)
         log_info("run", "checkpoint saved", "{s:s,s:s,s:i}", "uri", uri, "stage", stage, "epoch", epochs_done);
     else
@@ -291,10 +119,10 @@ static int load_inputs(run_state *r)
     int rc;
     char *train = NULL, *valid = NULL, *corpus = NULL, *voc = NULL, *lm = NULL, *ck = NULL, *ck_uri = NULL;
     const run_opts *o = r->o;
-    if ((rc = fetch(r, r->lay.train, "train.csv", o->command != RUN_PRETRAIN, &train)) < 0)
+    if ((rc = run_fetch(r, r->lay.train, "train.csv", o->command != RUN_PRETRAIN, &train)) < 0)
         goto done;
-    if ((rc = fetch(r, r->lay.valid, "valid.csv", 0, &valid)) < 0 ||
-        (rc = fetch(r, r->lay.corpus, "corpus.txt", 0, &corpus)) < 0)
+    if ((rc = run_fetch(r, r->lay.valid, "valid.csv", 0, &valid)) < 0 ||
+        (rc = run_fetch(r, r->lay.corpus, "corpus.txt", 0, &corpus)) < 0)
         goto done;
     if (!train && !corpus) {
         rc = err_set(KF_ENOTFOUND, "%s and %s: neither exists; nothing to train on", r->lay.train, r->lay.corpus);
@@ -302,8 +130,8 @@ static int load_inputs(run_state *r)
     }
     if (o->command == RUN_TRAIN || o->command == RUN_PRETRAIN) {
         if (o->command == RUN_TRAIN && !(o->stages & RUN_STAGE_PRETRAIN)) {
-            if ((rc = fetch(r, r->lay.lm, "lm.safetensors", 0, &lm)) < 0 ||
-                (rc = fetch(r, r->lay.vocab_in, "pretrained-vocab.txt", 0, &voc)) < 0)
+            if ((rc = run_fetch(r, r->lay.lm, "lm.safetensors", 0, &lm)) < 0 ||
+                (rc = run_fetch(r, r->lay.vocab_in, "pretrained-vocab.txt", 0, &voc)) < 0)
                 goto done;
             if (lm && !voc) {
                 rc = err_set(KF_ENOTFOUND, "%s exists but its vocabulary %s does not", r->lay.lm, r->lay.vocab_in);
@@ -322,7 +150,7 @@ static int load_inputs(run_state *r)
                 rc = err_set(KF_ENOMEM, "out of memory");
                 goto done;
             }
-            if ((rc = fetch(r, ck_uri, "checkpoint.safetensors", 0, &ck)) < 0)
+            if ((rc = run_fetch(r, ck_uri, "checkpoint.safetensors", 0, &ck)) < 0)
                 goto done;
             if (ck) {
                 if ((rc = st_load(&r->ckpt, ck)) < 0) {
@@ -362,39 +190,6 @@ done:
     free(lm);
     free(ck);
     free(ck_uri);
-    return rc;
-}
-
-/* Writes metrics.json, history.csv, curves.svg, config.json, and fills the result. */
-static int write_outputs(run_state *r, const char *stage, int epochs, const metrics_summary *valid, double train_loss,
-                         const char *model_uri, char **result)
-{
-    int rc;
-    char *mj = NULL, *csv = NULL, *svg = NULL, *cfg = NULL;
-    report_run rr = {.stage = stage, .epochs = epochs, .multi_label = r->data.multi_label, .valid = valid,
-                     .threshold = r->fc.threshold,
-                     .label_names = r->data.labels, .train_loss = train_loss, .history = &r->hist,
-                     .n_train = (long)(valid ? r->data.train.n : r->data.lm_train.n),
-                     .n_valid = (long)(valid ? r->data.valid.n : r->data.lm_valid.n), .model_uri = model_uri,
-                     .metrics_uri = r->lay.metrics, .train_seconds = fit_now() - r->t0};
-    json_t *cj = config_json(r);
-    cfg = cj ? json_dumps(cj, JSON_INDENT(2)) : NULL;
-    json_decref(cj);
-    if (!cfg) {
-        rc = err_set(KF_ENOMEM, "out of memory");
-        goto done;
-    }
-    if ((rc = report_metrics_json(&mj, &rr)) < 0 || (rc = report_history_csv(&csv, &r->hist)) < 0 ||
-        (rc = report_curves_svg(&svg, &r->hist)) < 0 || (rc = report_result_json(result, &rr)) < 0)
-        goto done;
-    if ((rc = put_text(r, r->lay.metrics, mj)) < 0 || (rc = put_text(r, r->lay.history, csv)) < 0 ||
-        (rc = put_text(r, r->lay.curves, svg)) < 0 || (rc = put_text(r, r->lay.config, cfg)) < 0)
-        goto done;
-done:
-    free(mj);
-    free(csv);
-    free(svg);
-    free(cfg);
     return rc;
 }
 
@@ -465,45 +260,6 @@ static int transfer_encoder(run_state *r)
     return rc;
 }
 
-static int save_model(run_state *r, int classifier, const char *uri)
-{
-    st_writer *w = NULL;
-    float *h1 = NULL, *h2 = NULL;
-    int rc = st_writer_new(&w);
-    if (rc == 0)
-        rc = add_model(r, w, classifier, NULL, &h1, &h2);
-    json_t *labels = json_array();
-    for (size_t i = 0; i < r->data.n_labels; i++)
-        json_array_append_new(labels, json_string(r->data.labels[i]));
-    char *ls = json_dumps(labels, JSON_COMPACT);
-    json_decref(labels);
-    if (rc == 0 && classifier && ls)
-        rc = st_writer_meta(w, "kubefit.labels", ls);
-    if (rc == 0 && classifier)
-        rc = st_writer_meta(w, "kubefit.multi_label", r->data.multi_label ? "1" : "0");
-    char thr[32];
-    snprintf(thr, sizeof thr, "%.17g", r->fc.threshold > 0 ? r->fc.threshold : 0.5);
-    if (rc == 0 && classifier)
-        rc = st_writer_meta(w, "kubefit.threshold", thr);
-    if (rc == 0)
-        rc = put_st(r, w, uri);
-    free(ls);
-    st_writer_free(w);
-    free(h1);
-    free(h2);
-    return rc;
-}
-
-/* Deletes the checkpoint of a finished run (best effort: it has served its purpose). */
-static void drop_checkpoint(run_state *r)
-{
-    char *ck = storage_layout_output(&r->lay, "checkpoint.safetensors");
-    int exists = 0;
-    if (ck && storage_exists(r->st, ck, &exists) == 0 && exists)
-        storage_delete(r->st, ck);
-    free(ck);
-}
-
 /* The stages of --stages in recipe order: pretrain (LM from scratch), finetune-lm, classifier.
  * Without classifier the run ends with the LM saved and a result for the last LM stage. */
 static int cmd_train(run_state *r, char **result)
@@ -530,13 +286,13 @@ static int cmd_train(run_state *r, char **result)
         goto done;
     if (do_ft && (rc = stage_lm(r, "finetune-lm", lm_epochs, lm_lr)) < 0)
         goto done;
-    if ((do_pre || do_ft) && (rc = save_model(r, 0, lm_uri)) < 0)
+    if ((do_pre || do_ft) && (rc = run_save_model(r, 0, lm_uri)) < 0)
         goto done;
     if (!do_clf) {
         double tl = r->hist.n ? r->hist.v[r->hist.n - 1].train_loss : NAN;
-        if ((rc = write_vocab(r, r->lay.vocab)) == 0 &&
-            (rc = write_outputs(r, last_lm, lm_epochs, NULL, tl, lm_uri, result)) == 0) {
-            drop_checkpoint(r);
+        if ((rc = run_write_vocab(r, r->lay.vocab)) == 0 &&
+            (rc = run_write_outputs(r, last_lm, lm_epochs, NULL, tl, lm_uri, result)) == 0) {
+            run_drop_checkpoint(r);
             log_info("run", "training finished without the classifier stage", "{s:s}", "model", lm_uri);
         }
         goto done;
@@ -559,7 +315,7 @@ static int cmd_train(run_state *r, char **result)
     }
     if ((rc = fit_clf_run(&r->fc, &r->fclf, &r->data, o->epochs, start, o->lr, &final)) < 0)
         goto done;
-    if ((rc = save_model(r, 1, r->lay.model)) < 0 || (rc = write_vocab(r, r->lay.vocab)) < 0)
+    if ((rc = run_save_model(r, 1, r->lay.model)) < 0 || (rc = run_write_vocab(r, r->lay.vocab)) < 0)
         goto done;
     double train_loss = NAN;
     for (size_t i = r->hist.n; i-- > 0;)
@@ -567,9 +323,9 @@ static int cmd_train(run_state *r, char **result)
             train_loss = r->hist.v[i].train_loss;
             break;
         }
-    if ((rc = write_outputs(r, "classifier", o->epochs, &final, train_loss, r->lay.model, result)) < 0)
+    if ((rc = run_write_outputs(r, "classifier", o->epochs, &final, train_loss, r->lay.model, result)) < 0)
         goto done;
-    drop_checkpoint(r);
+    run_drop_checkpoint(r);
     log_info("run", "training finished", "{s:s,s:f,s:f,s:f}", "model", r->lay.model, "accuracy", final.accuracy,
              "microF1", final.micro_f1, "macroF1", final.macro_f1);
 done:
@@ -587,10 +343,10 @@ static int cmd_pretrain(run_state *r, char **result)
     if (!lm_uri)
         return err_set(KF_ENOMEM, "out of memory");
     r->fc.steps_total = fit_lm_steps(&r->fc, &r->data.lm_train) * epochs;
-    if ((rc = stage_lm(r, "pretrain", epochs, lr)) == 0 && (rc = save_model(r, 0, lm_uri)) == 0 &&
-        (rc = write_vocab(r, r->lay.vocab)) == 0) {
+    if ((rc = stage_lm(r, "pretrain", epochs, lr)) == 0 && (rc = run_save_model(r, 0, lm_uri)) == 0 &&
+        (rc = run_write_vocab(r, r->lay.vocab)) == 0) {
         double tl = r->hist.n ? r->hist.v[r->hist.n - 1].train_loss : NAN;
-        rc = write_outputs(r, "pretrain", epochs, NULL, tl, lm_uri, result);
+        rc = run_write_outputs(r, "pretrain", epochs, NULL, tl, lm_uri, result);
     }
     free(lm_uri);
     return rc;
@@ -601,8 +357,8 @@ static int load_trained(run_state *r)
 {
     int rc;
     char *model = NULL, *voc = NULL;
-    if ((rc = fetch(r, r->lay.model, "model.safetensors", 1, &model)) < 0 ||
-        (rc = fetch(r, r->lay.vocab, "model-vocab.txt", 1, &voc)) < 0)
+    if ((rc = run_fetch(r, r->lay.model, "model.safetensors", 1, &model)) < 0 ||
+        (rc = run_fetch(r, r->lay.vocab, "model-vocab.txt", 1, &voc)) < 0)
         goto done;
     if ((rc = st_load(&r->ckpt, model)) < 0)
         goto done;
@@ -653,9 +409,9 @@ static int cmd_evaluate(run_state *r, char **result)
     if ((rc = load_trained(r)) < 0)
         return rc;
     /* Labelled data: valid.csv, else train.csv whole. */
-    if ((rc = fetch(r, r->lay.valid, "eval.csv", 0, &valid)) < 0)
+    if ((rc = run_fetch(r, r->lay.valid, "eval.csv", 0, &valid)) < 0)
         return rc;
-    if (!valid && (rc = fetch(r, r->lay.train, "eval.csv", 1, &valid)) < 0)
+    if (!valid && (rc = run_fetch(r, r->lay.train, "eval.csv", 1, &valid)) < 0)
         return rc;
     src = valid;
     data_set d = {0};
@@ -780,23 +536,6 @@ static void run_dispose(run_state *r)
         free(r->fetched[i][0]), free(r->fetched[i][1]);
 }
 
-static void write_result(const run_opts *o, const char *text)
-{
-    const char *path = o->result_file;
-    if (!path) {
-        if (access("/dev/termination-log", W_OK) != 0)
-            return;
-        path = "/dev/termination-log";
-    }
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        log_warn("run", "cannot write the result file", "{s:s,s:s}", "path", path, "error", strerror(errno));
-        return;
-    }
-    fputs(text, f);
-    fclose(f);
-}
-
 int run_main(const run_opts *o)
 {
     int rc;
@@ -853,7 +592,7 @@ int run_main(const run_opts *o)
     }
 done:
     if (rc < 0) {
-        char *msg = with_uris(&r, err_msg());
+        char *msg = run_with_uris(&r, err_msg());
         free(result);
         result = NULL;
         report_failure_json(&result, reason_of(rc), msg ? msg : "");
@@ -861,7 +600,7 @@ done:
         free(msg);
     }
     if (result && o->command != RUN_PREDICT)
-        write_result(o, result);
+        run_write_result(o, result);
     free(result);
     run_dispose(&r);
     return rc;
