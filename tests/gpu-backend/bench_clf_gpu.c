@@ -2,8 +2,8 @@
  * backend: SentenceEncoder over BPTT chunks (masks, encoder forward per chunk), the pooling
  * head (BatchNorm, dropout, linear) and multi-label BCE, backward through the head and every
  * kept chunk with AR/TAR, global-norm gradient clipping and Adam over the encoder's and the
- * head's tensors (the backend's clip_grad_norm / adam_step ops, as trainer/train optim.c uses
- * them) - the work PyTorch does in bench_clf_torch.py.
+ * head's tensors (the backend's clip_queue/clip_norm and adam_set/adam_queue ops, as
+ * trainer/train optim.c uses them) - the work PyTorch does in bench_clf_torch.py.
  *   bench_clf_gpu [--vocab V] [--emb E] [--hidden H] [--layers NL] [--batch B] [--bptt T]
  *                 [--min-len N0] [--max-len N1] [--labels L] [--steps N] [--warmup W]
  *                 [--math fp32|tf32|bf16] [--device D] [--cpu]
@@ -14,7 +14,7 @@
  * "opt_ms","step_ms","tokens" (encoder positions run per step: sum over chunks of rows that are
  * not padding at the chunk start x chunk length),"tokens_per_s","loss"}.
  * --cpu runs the same step on the CPU backend without the optimizer (the CPU backend has no
- * adam_step op), to check this program on a machine without a GPU (tiny sizes).
+ * optimizer ops), to check this program on a machine without a GPU (tiny sizes).
  * Dimension legend: B batch, S padded length, T bptt, L labels. Exits 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
@@ -188,8 +188,8 @@ int main(int argc, char **argv)
     size_t trained = 0; /* what the optimizer updates, as torch's sum of requires_grad numel */
     for (int k = 0; k < nt; k++)
         trained += ts[k].n;
-    if (!o.cpu && (!be->adam_step || !be->clip_grad_norm)) {
-        fprintf(stderr, "bench_clf_gpu: the CUDA backend has no adam_step/clip_grad_norm ops\n");
+    if (!o.cpu && (!be->adam_set || !be->clip_queue)) {
+        fprintf(stderr, "bench_clf_gpu: the CUDA backend has no optimizer ops\n");
         goto done;
     }
     long long run = make_batch(tok, &o, S, cfg.pad_token);
@@ -226,11 +226,16 @@ int main(int argc, char **argv)
         }
         nn_backend_cuda_sync(be);
         double t2 = now();
-        if (be->adam_step) { /* the CPU backend (--cpu) has none */
+        if (be->adam_set) { /* the CPU backend (--cpu) has none */
             for (int k = 0; k < nt; k++)
                 ts[k].step = it + 1;
-            be->clip_grad_norm(be, ts, nt, 0.1);
-            be->adam_step(be, ts, nt, 0.9, 0.99, 1e-5);
+            be->clip_queue(be, ts, nt, 0.1);
+            (void)be->clip_norm(be); /* read, as the trainer's clip does */
+            if (be->adam_set(be, ts, nt, 0.9, 0.99, 1e-5) < 0) {
+                fprintf(stderr, "bench_clf_gpu: %s\n", err_msg());
+                goto done;
+            }
+            be->adam_queue(be, ts, nt);
             nn_backend_cuda_sync(be);
         }
         double t3 = now();

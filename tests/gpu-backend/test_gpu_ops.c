@@ -307,7 +307,8 @@ static void test_optim(void)
     free(p0), free(p), free(avg), free(sqr);
 }
 
-/* More tensors than one launch takes (CUDA_OPTIM_MAX_TENSORS): clip then one Adam step. */
+/* More tensors than one launch takes (CUDA_OPTIM_LIST_TENSORS per launch): clip then one Adam
+ * step. */
 static void test_optim_many(void)
 {
     enum { NT = 2 * CUDA_OPTIM_MAX_TENSORS + 5, LEN = 7, STRIDE = 8 };

@@ -41,9 +41,20 @@ static int selftest;
 
 /* ---- self-test: host versions of the device ops (the semantics of cuda_optim.cu) ---- */
 
-static void host_adam_step(nn_backend *be, const nn_opt_tensor *t, int count, double mom, double sqr_mom,
-                           double eps)
+/* adam_set keeps the step's momenta and eps; adam_queue then updates the same list. */
+static double host_mom, host_sqr_mom, host_eps, host_norm;
+
+static int host_adam_set(nn_backend *be, const nn_opt_tensor *t, int count, double mom, double sqr_mom,
+                         double eps)
 {
+    (void)be, (void)t, (void)count;
+    host_mom = mom, host_sqr_mom = sqr_mom, host_eps = eps;
+    return 0;
+}
+
+static void host_adam_queue(nn_backend *be, const nn_opt_tensor *t, int count)
+{
+    const double mom = host_mom, sqr_mom = host_sqr_mom, eps = host_eps;
     (void)be;
     for (int i = 0; i < count; i++) {
         const float decay = (float)(1.0 - t[i].lr * t[i].wd), scale = (float)(t[i].lr / (1.0 - pow(mom, t[i].step)));
@@ -59,7 +70,7 @@ static void host_adam_step(nn_backend *be, const nn_opt_tensor *t, int count, do
     }
 }
 
-static double host_clip(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm)
+static void host_clip_queue(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm)
 {
     double sum = 0;
     (void)be;
@@ -70,7 +81,13 @@ static double host_clip(nn_backend *be, const nn_opt_tensor *t, int count, doubl
     for (int i = 0; coef < 1.0 && i < count; i++)
         for (size_t k = 0; k < t[i].n; k++)
             t[i].grad[k] *= (float)coef;
-    return norm;
+    host_norm = norm;
+}
+
+static double host_clip_norm(nn_backend *be)
+{
+    (void)be;
+    return host_norm;
 }
 
 /* hits[i] = (first index of row i's maximum == targets[i]): the host loop fit.c runs on the CPU. */
@@ -97,8 +114,10 @@ static void pair_init(gpu_pair *p)
         fprintf(stderr, "backend: %s\n", err_msg());
         exit(1);
     }
-    p->gpu->adam_step = host_adam_step;
-    p->gpu->clip_grad_norm = host_clip;
+    p->gpu->adam_set = host_adam_set;
+    p->gpu->adam_queue = host_adam_queue;
+    p->gpu->clip_queue = host_clip_queue;
+    p->gpu->clip_norm = host_clip_norm;
     p->gpu->argmax_hits = host_argmax_hits;
 }
 

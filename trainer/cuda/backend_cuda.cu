@@ -23,7 +23,7 @@ typedef struct cuda_backend {
     double *d_red;      /* KERN_RED_PARTS partials + 1 result (device) */
     double *h_red;      /* 1 result (pinned host) */
     void *workspace;    /* cuBLAS workspace */
-    cuda_optim *optim;  /* the trainer ops adam_step / clip_grad_norm (cuda_optim.cu) */
+    cuda_optim *optim;  /* the optimizer ops adam_set/adam_queue/clip_queue/clip_norm */
     nn_math math;       /* matrix-product math mode (nn_backend_cuda_set_math) */
 } cuda_backend;
 
@@ -197,18 +197,6 @@ static void cu_sumsq_tdiff_grad(nn_backend *be, float *dx, const float *x, float
 }
 
 /* The trainer's optional ops (backend.h): cuda_optim.cu and cuda_metrics.cu. */
-static void cu_adam_step(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
-                         double sqr_mom, double eps)
-{
-    cuda_optim_adam_list(CB(be)->optim, t, count, mom, sqr_mom, eps);
-}
-
-static double cu_clip_grad_norm(nn_backend *be, const nn_opt_tensor *t, int count,
-                                double max_norm)
-{
-    return cuda_optim_clip_list(CB(be)->optim, t, count, max_norm);
-}
-
 static int cu_adam_set(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
                        double sqr_mom, double eps)
 {
@@ -364,8 +352,6 @@ extern "C" int nn_backend_cuda_new(nn_backend **out, int device)
     be->capture_end = cu_capture_end;
     be->graph_launch = cu_graph_launch;
     be->graph_free = cu_graph_free;
-    be->adam_step = cu_adam_step;
-    be->clip_grad_norm = cu_clip_grad_norm;
     be->argmax_hits = cu_argmax_hits;
     be->head = head_kernels_cuda(); /* the classifier head's kernels (kernels_head.cu) */
     *out = be;

@@ -1,9 +1,10 @@
-/* cuda_optim: Adam (decoupled weight decay) and global-norm gradient clipping on flat arrays.
- * Tensor offsets and sizes travel in the kernel arguments (up to CUDA_OPTIM_MAX_TENSORS, ~2.5 KB):
- * blockIdx.y picks the tensor, x blocks stride over its elements. The per-tensor constants of a
- * step are computed on the host in double, as optim.c does, and copied to the device before the
- * update; the clip factor is computed on the device. So the whole update can be recorded in a
- * graph and replayed with each step's constants. */
+/* cuda_optim: Adam (decoupled weight decay) and global-norm gradient clipping over a list of
+ * tensors given by pointer; the flat-array API (offsets into one params/grads/avg/sqr layout) is
+ * the same list built on the host. Pointers and sizes travel in the kernel arguments
+ * (CUDA_OPTIM_LIST_TENSORS per launch): blockIdx.y picks the tensor, x blocks stride over its
+ * elements. The per-tensor constants of a step are computed on the host in double, as optim.c
+ * does, and copied to the device before the update; the clip factor is computed on the device.
+ * So the whole update can be recorded in a graph and replayed with each step's constants. */
 #include "cuda_optim.h"
 
 #include "cuda_check.h"
@@ -16,16 +17,8 @@ static_assert(CUDA_OPTIM_LIST_TENSORS <= CUDA_OPTIM_MAX_TENSORS, "d_part holds t
 #define OBLOCK 256
 #define OGRID_X 256 /* x blocks per tensor */
 
-typedef struct seg {
-    size_t offset, n; /* floats into every flat array */
-} seg;
-
-typedef struct seg_list {
-    seg s[CUDA_OPTIM_MAX_TENSORS];
-} seg_list;
-
-/* Per-tensor Adam constants of one step (flat API), copied to the device before the update, so
- * a recorded graph of the update replays with the current step's values. */
+/* Per-tensor Adam constants of one step, copied to the device before the update, so a recorded
+ * graph of the update replays with the current step's values. */
 typedef struct seg_hyper {
     float decay, scale, inv_d2; /* 1 - lr*wd; lr/(1-mom^step); 1/(1-sqr_mom^step) */
     float mom, damp1, sqr_mom, damp2, eps; /* the schedule moves mom every step */
@@ -36,31 +29,29 @@ struct cuda_optim {
     cuda_ctx *ctx;
     double *d_part; /* OGRID_X * CUDA_OPTIM_MAX_TENSORS partial sums, then the total */
     double *h_total; /* pinned */
-    float *d_coef;   /* the clip factor of the last cuda_optim_clip_queue */
+    float *d_coef;   /* the clip factor of the last clip */
     seg_hyper *h_hyper, *d_hyper; /* CUDA_OPTIM_STEP_TENSORS each; h_hyper pinned */
     cudaEvent_t hyper_copied;     /* recorded after each copy of h_hyper */
+    nn_opt_tensor *flat;          /* CUDA_OPTIM_STEP_TENSORS: a flat-array call as a list */
 };
 
-/* h_hyper[k] for tensors with lr/wd/step given per tensor (in double, as optim.c). */
-static int set_hyper(cuda_optim *o, int count, double mom, double sqr_mom, double eps,
-                     const double *lr,
-                     const double *wd, const double *step, size_t stride)
+/* h_hyper[0..count) from the tensors' lr/wd/step (in double, as optim.c). */
+static int set_hyper(cuda_optim *o, const nn_opt_tensor *t, int count, double mom, double sqr_mom,
+                     double eps)
 {
     if (count > CUDA_OPTIM_STEP_TENSORS)
         return err_set(KF_EINVAL, "cuda_optim: %d tensors in one step (at most %d)", count,
                        CUDA_OPTIM_STEP_TENSORS);
     CUDA_CHECK(cudaEventSynchronize(o->hyper_copied)); /* the last copy has read h_hyper */
     for (int k = 0; k < count; k++) {
-        const double l = *(const double *)((const char *)lr + k * stride);
-        const double w = *(const double *)((const char *)wd + k * stride);
-        const double st = *(const double *)((const char *)step + k * stride);
-        o->h_hyper[k].decay = (float)(1.0 - l * w);
-        o->h_hyper[k].scale = (float)(l / (1.0 - pow(mom, st)));
-        o->h_hyper[k].inv_d2 = (float)(1.0 / (1.0 - pow(sqr_mom, st)));
-        o->h_hyper[k].mom = (float)mom, o->h_hyper[k].damp1 = (float)(1.0 - mom);
-        o->h_hyper[k].sqr_mom = (float)sqr_mom, o->h_hyper[k].damp2 = (float)(1.0 - sqr_mom);
-        o->h_hyper[k].eps = (float)eps;
-        o->h_hyper[k].do_wd = w != 0.0;
+        seg_hyper *h = &o->h_hyper[k];
+        h->decay = (float)(1.0 - t[k].lr * t[k].wd);
+        h->scale = (float)(t[k].lr / (1.0 - pow(mom, t[k].step)));
+        h->inv_d2 = (float)(1.0 / (1.0 - pow(sqr_mom, t[k].step)));
+        h->mom = (float)mom, h->damp1 = (float)(1.0 - mom);
+        h->sqr_mom = (float)sqr_mom, h->damp2 = (float)(1.0 - sqr_mom);
+        h->eps = (float)eps;
+        h->do_wd = t[k].wd != 0.0;
     }
     return 0;
 }
@@ -79,56 +70,6 @@ static void copy_hyper(cuda_optim *o, int count)
                                             : cudaEventRecordDefault));
 }
 
-static __global__ void adam_kernel(float *p, const float *g, float *avg, float *sqr,
-                                   const seg_list L, const seg_hyper *H)
-{
-    const seg s = L.s[blockIdx.y];
-    const seg_hyper h = H[blockIdx.y];
-    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
-         k += (size_t)gridDim.x * blockDim.x) {
-        size_t i = s.offset + k;
-        float w = p[i], gi = g[i];
-        if (h.do_wd)
-            w *= h.decay;
-        float a = h.mom * avg[i] + h.damp1 * gi;
-        float q = h.sqr_mom * sqr[i] + h.damp2 * gi * gi;
-        avg[i] = a, sqr[i] = q;
-        p[i] = w - h.scale * a / (sqrtf(q * h.inv_d2) + h.eps);
-    }
-}
-
-extern "C" int cuda_optim_adam_set(cuda_optim *o, const cuda_adam_args *a)
-{
-    const cuda_optim_tensor *t = a->tensors;
-    return set_hyper(o, a->count, a->mom, a->sqr_mom, a->eps, &t->lr, &t->wd, &t->step,
-                     sizeof *t);
-}
-
-extern "C" void cuda_optim_adam_queue(cuda_optim *o, const cuda_adam_args *a)
-{
-    cudaStream_t st = o->ctx->stream;
-    copy_hyper(o, a->count);
-    for (int first = 0; first < a->count; first += CUDA_OPTIM_MAX_TENSORS) {
-        int n = a->count - first < CUDA_OPTIM_MAX_TENSORS ? a->count - first
-                                                          : CUDA_OPTIM_MAX_TENSORS;
-        seg_list L = {};
-        for (int k = 0; k < n; k++)
-            L.s[k].offset = a->tensors[first + k].offset, L.s[k].n = a->tensors[first + k].n;
-        adam_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(
-            a->params, a->grads, a->avg, a->sqr, L, o->d_hyper + first);
-        CUDA_CHECK(cudaGetLastError());
-    }
-}
-
-extern "C" void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a)
-{
-    if (cuda_optim_adam_set(o, a) < 0) {
-        log_error("cuda", "adam step refused", "{s:s}", "error", err_msg());
-        abort();
-    }
-    cuda_optim_adam_queue(o, a);
-}
-
 static __device__ double block_sum(double v)
 {
     __shared__ double sh[OBLOCK];
@@ -142,21 +83,6 @@ static __device__ double block_sum(double v)
     return sh[0];
 }
 
-/* part[y*gridDim.x + x] = partial sum of squares of tensor y. */
-static __global__ void sumsq_kernel(double *part, const float *g, const seg_list L)
-{
-    const seg s = L.s[blockIdx.y];
-    double acc = 0;
-    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
-         k += (size_t)gridDim.x * blockDim.x) {
-        double v = g[s.offset + k];
-        acc += v * v;
-    }
-    acc = block_sum(acc);
-    if (threadIdx.x == 0)
-        part[blockIdx.y * gridDim.x + blockIdx.x] = acc;
-}
-
 /* total[0] += sum of part[0..n) (one block; total[0] is zeroed first by the host). */
 static __global__ void total_kernel(double *total, const double *part, int n)
 {
@@ -168,53 +94,11 @@ static __global__ void total_kernel(double *total, const double *part, int n)
         *total += acc;
 }
 
-static __global__ void scale_kernel(float *g, const seg_list L, const float *coef)
-{
-    const seg s = L.s[blockIdx.y];
-    const float c = *coef;
-    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < s.n;
-         k += (size_t)gridDim.x * blockDim.x)
-        g[s.offset + k] *= c;
-}
-
 /* coef = min(1, max_norm / (sqrt(total) + 1e-6)), 1 when max_norm <= 0 (torch's formula). */
 static __global__ void coef_kernel(float *coef, const double *total, double max_norm)
 {
     double c = max_norm > 0 ? max_norm / (sqrt(*total) + 1e-6) : 1.0;
     *coef = c < 1.0 ? (float)c : 1.0f;
-}
-
-static int fill_segs(seg_list *L, const cuda_optim_tensor *t, int first, int count)
-{
-    int n = count - first < CUDA_OPTIM_MAX_TENSORS ? count - first : CUDA_OPTIM_MAX_TENSORS;
-    *L = (seg_list){};
-    for (int k = 0; k < n; k++)
-        L->s[k].offset = t[first + k].offset, L->s[k].n = t[first + k].n;
-    return n;
-}
-
-extern "C" void cuda_optim_clip_queue(cuda_optim *o, float *grads,
-                                      const cuda_optim_tensor *tensors, int count, double max_norm)
-{
-    cudaStream_t st = o->ctx->stream;
-    double *total = o->d_part + OGRID_X * CUDA_OPTIM_MAX_TENSORS;
-    seg_list L;
-    CUDA_CHECK(cudaMemsetAsync(total, 0, sizeof *total, st));
-    for (int first = 0; first < count; first += CUDA_OPTIM_MAX_TENSORS) {
-        int n = fill_segs(&L, tensors, first, count);
-        sumsq_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(o->d_part, grads, L);
-        CUDA_CHECK(cudaGetLastError());
-        total_kernel<<<1, OBLOCK, 0, st>>>(total, o->d_part, OGRID_X * n);
-        CUDA_CHECK(cudaGetLastError());
-    }
-    coef_kernel<<<1, 1, 0, st>>>(o->d_coef, total, max_norm);
-    CUDA_CHECK(cudaGetLastError());
-    if (max_norm > 0) /* scaling by a factor of 1 is exact: no branch on the device value */
-        for (int first = 0; first < count; first += CUDA_OPTIM_MAX_TENSORS) {
-            int n = fill_segs(&L, tensors, first, count);
-            scale_kernel<<<dim3(OGRID_X, (unsigned)n), OBLOCK, 0, st>>>(grads, L, o->d_coef);
-            CUDA_CHECK(cudaGetLastError());
-        }
 }
 
 extern "C" double cuda_optim_clip_norm(cuda_optim *o)
@@ -224,14 +108,6 @@ extern "C" double cuda_optim_clip_norm(cuda_optim *o)
     CUDA_CHECK(cudaMemcpyAsync(o->h_total, total, sizeof *total, cudaMemcpyDeviceToHost, st));
     CUDA_CHECK(cudaStreamSynchronize(st));
     return sqrt(*o->h_total);
-}
-
-extern "C" double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads,
-                                            const cuda_optim_tensor *tensors, int count,
-                                            double max_norm)
-{
-    cuda_optim_clip_queue(o, grads, tensors, count, max_norm);
-    return cuda_optim_clip_norm(o);
 }
 
 /* ---- tensor lists (pointers per tensor) ---- */
@@ -301,7 +177,7 @@ static int fill_list(pseg_list *L, const nn_opt_tensor *t, int first, int count)
 extern "C" int cuda_optim_adam_list_set(cuda_optim *o, const nn_opt_tensor *t, int count,
                                         double mom, double sqr_mom, double eps)
 {
-    return set_hyper(o, count, mom, sqr_mom, eps, &t->lr, &t->wd, &t->step, sizeof *t);
+    return set_hyper(o, t, count, mom, sqr_mom, eps);
 }
 
 extern "C" void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count)
@@ -350,10 +226,63 @@ extern "C" void cuda_optim_clip_list_queue(cuda_optim *o, const nn_opt_tensor *t
         }
 }
 
-extern "C" double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count,
-                                       double max_norm)
+/* ---- flat arrays: the same list, built from offsets ---- */
+
+/* o->flat[0..count) = the tensors of a flat-array call, by pointer (NULL arrays stay NULL). */
+static const nn_opt_tensor *flat_list(cuda_optim *o, float *params, const float *grads, float *avg,
+                                      float *sqr, const cuda_optim_tensor *t, int count)
 {
-    cuda_optim_clip_list_queue(o, t, count, max_norm);
+    if (count > CUDA_OPTIM_STEP_TENSORS) {
+        log_error("cuda", "optimizer call refused", "{s:i,s:i}", "tensors", count, "most",
+                  CUDA_OPTIM_STEP_TENSORS);
+        abort();
+    }
+    for (int k = 0; k < count; k++) {
+        size_t off = t[k].offset;
+        o->flat[k] = (nn_opt_tensor){.param = params ? params + off : NULL,
+                                     .grad = (float *)grads + off,
+                                     .avg = avg ? avg + off : NULL,
+                                     .sqr = sqr ? sqr + off : NULL,
+                                     .n = t[k].n, .lr = t[k].lr, .wd = t[k].wd,
+                                     .step = t[k].step};
+    }
+    return o->flat;
+}
+
+extern "C" int cuda_optim_adam_set(cuda_optim *o, const cuda_adam_args *a)
+{
+    if (a->count > CUDA_OPTIM_STEP_TENSORS)
+        return err_set(KF_EINVAL, "cuda_optim: %d tensors in one step (at most %d)", a->count,
+                       CUDA_OPTIM_STEP_TENSORS);
+    const nn_opt_tensor *t =
+        flat_list(o, a->params, a->grads, a->avg, a->sqr, a->tensors, a->count);
+    return cuda_optim_adam_list_set(o, t, a->count, a->mom, a->sqr_mom, a->eps);
+}
+
+extern "C" void cuda_optim_adam_queue(cuda_optim *o, const cuda_adam_args *a)
+{
+    cuda_optim_adam_list_queue(
+        o, flat_list(o, a->params, a->grads, a->avg, a->sqr, a->tensors, a->count), a->count);
+}
+
+extern "C" void cuda_optim_adam_step(cuda_optim *o, const cuda_adam_args *a)
+{
+    cuda_optim_adam_list(o, flat_list(o, a->params, a->grads, a->avg, a->sqr, a->tensors, a->count),
+                         a->count, a->mom, a->sqr_mom, a->eps);
+}
+
+extern "C" void cuda_optim_clip_queue(cuda_optim *o, float *grads,
+                                      const cuda_optim_tensor *tensors, int count, double max_norm)
+{
+    cuda_optim_clip_list_queue(o, flat_list(o, NULL, grads, NULL, NULL, tensors, count), count,
+                               max_norm);
+}
+
+extern "C" double cuda_optim_clip_grad_norm(cuda_optim *o, float *grads,
+                                            const cuda_optim_tensor *tensors, int count,
+                                            double max_norm)
+{
+    cuda_optim_clip_queue(o, grads, tensors, count, max_norm);
     return cuda_optim_clip_norm(o);
 }
 
@@ -377,6 +306,10 @@ extern "C" int cuda_optim_new(cuda_optim **out, cuda_ctx *ctx)
         cuda_optim_free(o);
         return rc;
     }
+    if (!(o->flat = (nn_opt_tensor *)calloc(CUDA_OPTIM_STEP_TENSORS, sizeof *o->flat))) {
+        cuda_optim_free(o);
+        return err_set(KF_ENOMEM, "cuda: out of memory for the optimizer");
+    }
     *out = o;
     return 0;
 }
@@ -397,5 +330,6 @@ extern "C" void cuda_optim_free(cuda_optim *o)
         CUDA_CHECK(cudaFree(o->d_hyper));
     if (o->hyper_copied)
         CUDA_CHECK(cudaEventDestroy(o->hyper_copied));
+    free(o->flat);
     free(o);
 }

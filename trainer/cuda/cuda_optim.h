@@ -1,8 +1,9 @@
-/* cuda_optim: the optimizer's two GPU pieces over one flat parameter array (the model's params
- * block, with grads, avg and sqr blocks of the same layout): fastai's Adam with decoupled weight
- * decay in one launch for up to CUDA_OPTIM_MAX_TENSORS tensors, and torch's clip_grad_norm_
- * (global L2 norm). The schedule, groups, freezing and step counts stay on the host (trainer/train
- * optim.c); a frozen tensor is simply left out of the list.
+/* cuda_optim: the optimizer's two GPU pieces, fastai's Adam with decoupled weight decay and
+ * torch's clip_grad_norm_ (global L2 norm), over tensors given by pointer (the _list functions)
+ * or by offset into flat arrays (the model's params block, with grads, avg and sqr blocks of the
+ * same layout), CUDA_OPTIM_LIST_TENSORS tensors per launch. The schedule, groups, freezing and
+ * step counts stay on the host (trainer/train optim.c); a frozen tensor is simply left out of the
+ * list.
  *   cuda_optim *o; cuda_optim_new(&o, nn_backend_cuda_ctx(be));
  *   double norm = cuda_optim_clip_grad_norm(o, grads, tensors, n, 0.1);
  *   cuda_optim_adam_step(o, &(cuda_adam_args){.params = p, .grads = g, .avg = avg, .sqr = sqr,
@@ -23,7 +24,8 @@
 extern "C" {
 #endif
 
-#define CUDA_OPTIM_MAX_TENSORS 64 /* per launch; longer lists take more launches */
+/* tensors whose partial sums one clip launch may leave (>= CUDA_OPTIM_LIST_TENSORS) */
+#define CUDA_OPTIM_MAX_TENSORS 64
 
 typedef struct cuda_optim_tensor {
     size_t offset, n; /* floats from the start of every flat array */
@@ -76,15 +78,15 @@ void cuda_optim_clip_queue(cuda_optim *o, float *grads, const cuda_optim_tensor 
 double cuda_optim_clip_norm(cuda_optim *o);
 
 /* The same two pieces over tensors anywhere in device memory (the trainer's optimizer: the
- * encoder's and the head's blocks, the optimizer's own state block), as the nn_backend ops
- * adam_step / clip_grad_norm (backend.h) - CUDA_OPTIM_LIST_TENSORS per launch. A tensor's wd
+ * encoder's and the head's blocks, the optimizer's own state block; the flat calls above build
+ * such a list) - CUDA_OPTIM_LIST_TENSORS per launch. A tensor's wd
  * 0 means no weight decay; tensors with n == 0 are allowed. */
 #define CUDA_OPTIM_LIST_TENSORS 32
 void cuda_optim_adam_list(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
                           double sqr_mom, double eps);
-double cuda_optim_clip_list(cuda_optim *o, const nn_opt_tensor *t, int count, double max_norm);
 /* The list versions in recordable pieces, as the flat ones above: _set (host only, never in a
- * recording), _queue (recordable); the norm of the last clip: cuda_optim_clip_norm. */
+ * recording), _queue (recordable); the norm of the last clip: cuda_optim_clip_norm. The CUDA
+ * backend's optimizer ops (backend.h adam_set/adam_queue/clip_queue/clip_norm) are these. */
 int cuda_optim_adam_list_set(cuda_optim *o, const nn_opt_tensor *t, int count, double mom,
                              double sqr_mom, double eps);
 void cuda_optim_adam_list_queue(cuda_optim *o, const nn_opt_tensor *t, int count);

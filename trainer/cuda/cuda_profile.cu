@@ -244,7 +244,7 @@ extern "C" int cuda_profile_new(nn_backend **out, nn_backend *inner)
     be->sumsq_tdiff_grad = w_tdiff_grad;
     be->reduce_to = NULL; /* the LM then sums through the timed ops above */
     be->adam_set = NULL, be->adam_queue = NULL, be->clip_queue = NULL, be->clip_norm = NULL;
-    be->adam_step = NULL, be->clip_grad_norm = NULL, be->argmax_hits = NULL, be->head = NULL;
+    be->argmax_hits = NULL, be->head = NULL;
     be->capture_begin = NULL;
     be->capture_end = NULL;
     be->graph_launch = NULL;

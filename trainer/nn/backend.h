@@ -14,7 +14,7 @@
 
 typedef struct nn_backend nn_backend;
 
-/* One tensor of an optimizer op (adam_step, clip_grad_norm below): (n) floats each, backend
+/* One tensor of an optimizer op (adam_set/adam_queue, clip_queue below): (n) floats each, backend
  * memory. fastai's Adam as trainer/train/optim.h: p *= 1-lr*wd (when wd != 0); avg, sqr moving
  * averages; p -= lr/(1-mom^step) * avg / (sqrt(sqr/(1-sqr_mom^step)) + eps). */
 typedef struct nn_opt_tensor {
@@ -112,14 +112,19 @@ struct nn_backend {
 
     /* Optional trainer ops. NULL (the CPU backend): the trainer (trainer/train optim.c, fit.c)
      * does this arithmetic on the host, reading backend memory directly, which only a backend
-     * whose memory is host memory allows; any other backend must fill them.
-     * adam_step: one Adam update of each of the count tensors (frozen ones are not listed). */
-    void (*adam_step)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
-                      double sqr_mom, double eps);
-    /* torch clip_grad_norm_: the L2 norm (in double) of the listed tensors' grads; when
-     * max_norm > 0 and max_norm/(norm+1e-6) < 1 the grads are scaled by that factor. Returns
-     * the norm before clipping. */
-    double (*clip_grad_norm)(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm);
+     * whose memory is host memory allows; any other backend must fill them all.
+     * The optimizer in pieces that a recorded graph can hold (an eager step is set + queue):
+     * adam_set hands over the constants of this step for the count listed tensors (lr, wd, step
+     * per tensor, the momenta, eps; host only, never inside a recording; 0 or KF_EINVAL);
+     * adam_queue queues one Adam update of the same list (a replay uses what adam_set gave
+     * last); clip_queue queues torch's clip_grad_norm_: the L2 norm (in double) of the listed
+     * grads and, when max_norm > 0 and max_norm/(norm+1e-6) < 1, their scaling by that factor
+     * (computed on the device); clip_norm reads the norm of the last clip_queue (waits). */
+    int (*adam_set)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
+                    double sqr_mom, double eps);
+    void (*adam_queue)(nn_backend *be, const nn_opt_tensor *t, int count);
+    void (*clip_queue)(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm);
+    double (*clip_norm)(nn_backend *be);
     /* hits(N) = 1 where the first index of row i's maximum of x(N,V) equals targets(N), else 0
      * (next-token accuracy: sum hits with be->sum). */
     void (*argmax_hits)(nn_backend *be, float *hits, const float *x, const int32_t *targets,
@@ -135,16 +140,6 @@ struct nn_backend {
      * for the device: no upload/download/sum); capture_end: the recording as a replayable graph;
      * graph_launch queues a replay; graph_free frees it. Return 0 or a negative KF_E* code. */
     void (*reduce_to)(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M);
-    /* adam_step and clip_grad_norm in recordable pieces: adam_set hands over the constants of
-     * this step (lr, wd, step per tensor; host only, never inside a recording; 0 or KF_EINVAL),
-     * adam_queue queues the update of the same list (a replay uses what adam_set gave last);
-     * clip_queue queues the norm and the scaling (the factor computed on the device);
-     * clip_norm reads the norm of the last clip_queue (waits). */
-    int (*adam_set)(nn_backend *be, const nn_opt_tensor *t, int count, double mom,
-                    double sqr_mom, double eps);
-    void (*adam_queue)(nn_backend *be, const nn_opt_tensor *t, int count);
-    void (*clip_queue)(nn_backend *be, const nn_opt_tensor *t, int count, double max_norm);
-    double (*clip_norm)(nn_backend *be);
     int (*capture_begin)(nn_backend *be);
     int (*capture_end)(nn_backend *be, void **graph);
     int (*graph_launch)(nn_backend *be, void *graph);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "log.h"
 
 struct optim {
     optim_param *p;   /* [n] */
@@ -16,7 +17,7 @@ struct optim {
     optim_hparams hp;
     int frozen_idx;   /* groups < frozen_idx are frozen */
     nn_backend *be;   /* NULL: everything is host memory */
-    int device;       /* be has the adam_step/clip_grad_norm ops: the element loops run there */
+    int device;       /* be has the optimizer ops (adam_set...): the element loops run there */
     size_t total;     /* floats of all tensors */
     float *state;     /* one allocation (be->alloc, else calloc): avg then sqr for every tensor */
     float **avg, **sqr; /* [n] views into state */
@@ -41,8 +42,10 @@ int optim_create(optim **out, const optim_config *cfg)
     const int n_groups = cfg->n_groups;
     nn_backend *be = cfg->be;
     *out = NULL;
-    if (be && (!be->adam_step) != (!be->clip_grad_norm))
-        return err_set(KF_EINVAL, "optim: backend '%s' has only one of adam_step/clip_grad_norm", be->name);
+    if (be && (be->adam_set || be->adam_queue || be->clip_queue || be->clip_norm) &&
+        !(be->adam_set && be->adam_queue && be->clip_queue && be->clip_norm))
+        return err_set(KF_EINVAL, "optim: backend '%s' has only some of adam_set/adam_queue/clip_queue/clip_norm",
+                       be->name);
     if (n_groups < 1)
         return err_set(KF_EINVAL, "optim: %d parameter groups", n_groups);
     for (size_t i = 0; i < n; i++) {
@@ -62,7 +65,7 @@ int optim_create(optim **out, const optim_config *cfg)
         goto done;
     }
     o->be = be;
-    o->device = be && be->adam_step;
+    o->device = be && be->adam_set;
     /* zeroed on both paths (be->alloc returns zeroed memory) */
     o->state = be ? be->alloc(be, (2 * total + 1) * sizeof *o->state) : calloc(2 * total + 1, sizeof *o->state);
     if (!o->state) {
@@ -154,7 +157,11 @@ void optim_step(optim *o)
 {
     const double mom = o->hp.mom, sqr_mom = o->hp.sqr_mom, eps = o->hp.eps, wd = o->hp.wd;
     if (o->device) {
-        o->be->adam_step(o->be, o->list, device_list(o, 1), mom, sqr_mom, eps);
+        if (optim_step_set(o) < 0) { /* more tensors than the backend takes in one step */
+            log_error("optim", "adam step refused", "{s:s}", "error", err_msg());
+            abort();
+        }
+        optim_step_queue(o);
         return;
     }
     for (size_t i = 0; i < o->n; i++) {
@@ -183,8 +190,7 @@ void optim_step(optim *o)
 
 int optim_graphable(const optim *o)
 {
-    return o->device && o->be->adam_set && o->be->adam_queue && o->be->clip_queue &&
-           o->be->clip_norm;
+    return o->device;
 }
 
 int optim_step_set(optim *o)
@@ -220,8 +226,10 @@ void optim_zero_grad(optim *o)
 
 double optim_clip_grad_norm(optim *o, double max_norm)
 {
-    if (o->device)
-        return o->be->clip_grad_norm(o->be, o->list, device_list(o, 0), max_norm);
+    if (o->device) {
+        optim_clip_queue(o, max_norm);
+        return optim_clip_norm(o);
+    }
     double sum = 0.0;
     for (size_t i = 0; i < o->n; i++) {
         if (!optim_is_trainable(o, i))

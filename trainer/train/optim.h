@@ -11,8 +11,8 @@
  * Each parameter tensor keeps its own step count; frozen tensors are skipped entirely.
  * Optimizer state (avg, sqr) for all tensors lives in one allocation: backend memory when the
  * optimizer is made with a backend (optim_create), where params and grads live too.
- * Where the arithmetic runs: a backend with the adam_step/clip_grad_norm ops (CUDA) does the
- * element loops (one launch per step); otherwise (the CPU backend, or no backend) the loops
+ * Where the arithmetic runs: a backend with the optimizer ops (adam_set, adam_queue, clip_queue,
+ * clip_norm: CUDA) does the element loops (one launch per 32 tensors); otherwise (the CPU backend, or no backend) the loops
  * below run on the host. Schedules, groups, freezing and step counts are host state always. */
 #ifndef KUBEFIT_OPTIM_H
 #define KUBEFIT_OPTIM_H
@@ -73,7 +73,8 @@ void optim_zero_grad(optim *o);
 double optim_clip_grad_norm(optim *o, double max_norm);
 
 /* The step in recordable pieces, for a training step replayed as a graph (backends with the
- * adam_set/adam_queue/clip_queue/clip_norm ops, backend.h; optim_graphable says so):
+ * optimizer ops, backend.h; optim_graphable says so; optim_step and optim_clip_grad_norm are
+ * these in a row there):
  * optim_step_set counts the step and hands its constants to the backend (host only, never
  * inside a recording; 0 or KF_EINVAL); optim_step_queue queues the update (recordable);
  * optim_clip_queue queues the clip (recordable); optim_clip_norm reads its norm (waits). */
