@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "lm_args.h"
 #include "nn.h"
 
 static double clock_s(clockid_t id)
@@ -22,46 +23,30 @@ static double clock_s(clockid_t id)
 }
 static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
-static int parse_int(const char *flag, const char *s, int lo, int *out)
-{
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *end || v < lo || v > 1 << 24) {
-        fprintf(stderr, "bench_lm: %s needs an integer >= %d\n", flag, lo);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    int V = 8000, E = 400, H = 1152, NL = 3, B = 32, T = 70, steps = 5, warmup = 1, threads = 0;
-    int eval = 0, rc = 1;
+    lm_args A = {.vocab = 8000, .emb = 400, .hidden = 1152, .layers = 3, .batch = 32, .bptt = 70,
+                 .steps = 5, .warmup = 1};
+    int threads = 0, eval = 0, rc = 1;
     for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int *dst = !strcmp(f, "--vocab")     ? &V
-                   : !strcmp(f, "--emb")     ? &E
-                   : !strcmp(f, "--hidden")  ? &H
-                   : !strcmp(f, "--layers")  ? &NL
-                   : !strcmp(f, "--batch")   ? &B
-                   : !strcmp(f, "--bptt")    ? &T
-                   : !strcmp(f, "--steps")   ? &steps
-                   : !strcmp(f, "--warmup")  ? &warmup
-                   : !strcmp(f, "--threads") ? &threads
-                                             : NULL;
-        if (!strcmp(f, "--eval")) {
-            eval = 1;
+        int r = lm_args_take(&A, "bench_lm", argc, argv, &i);
+        if (r < 0)
+            return 2;
+        if (r)
             continue;
-        }
-        if (!dst) {
-            fprintf(stderr, "bench_lm: unknown option %s (see the comment at the top)\n", f);
+        if (!strcmp(argv[i], "--eval")) {
+            eval = 1;
+        } else if (!strcmp(argv[i], "--threads")) {
+            if (lm_args_int("bench_lm", "--threads", i + 1 < argc ? argv[i + 1] : NULL, 0, &threads))
+                return 2;
+            i++;
+        } else {
+            fprintf(stderr, "bench_lm: unknown option %s (see the comment at the top)\n", argv[i]);
             return 2;
         }
-        if (parse_int(f, v, !strcmp(f, "--warmup") || !strcmp(f, "--threads") ? 0 : 1, dst))
-            return 2;
-        i++;
     }
+    const int V = A.vocab, E = A.emb, H = A.hidden, NL = A.layers, B = A.batch, T = A.bptt;
+    const int steps = A.steps, warmup = A.warmup;
     nn_backend *be = NULL;
     nn_model *m = NULL;
     nn_acts *a = NULL;

@@ -21,6 +21,7 @@
 #include "backend_cuda.h"
 #include "cuda_optim.h"
 #include "err.h"
+#include "lm_args.h"
 #include "nn.h"
 
 static double now(void)
@@ -30,59 +31,40 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int parse_int(const char *flag, const char *s, int lo, int *out)
-{
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *end || v < lo || v > 1 << 24) {
-        fprintf(stderr, "bench_lm_gpu: %s needs an integer >= %d\n", flag, lo);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    int V = 60000, E = 400, H = 1152, NL = 3, B = 64, T = 72, steps = 10, warmup = 2, dev = 0;
-    int rc = 1, graph = 0;
+    lm_args A = {.vocab = 60000, .emb = 400, .hidden = 1152, .layers = 3, .batch = 64,
+                 .bptt = 72, .steps = 10, .warmup = 2};
+    int rc = 1, graph = 0, dev = 0;
     nn_math math = NN_MATH_FP32;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int *dst = !strcmp(f, "--vocab")    ? &V
-                   : !strcmp(f, "--emb")    ? &E
-                   : !strcmp(f, "--hidden") ? &H
-                   : !strcmp(f, "--layers") ? &NL
-                   : !strcmp(f, "--batch")  ? &B
-                   : !strcmp(f, "--bptt")   ? &T
-                   : !strcmp(f, "--steps")  ? &steps
-                   : !strcmp(f, "--warmup") ? &warmup
-                   : !strcmp(f, "--device") ? &dev
-                                            : NULL;
+        int r = lm_args_take(&A, "bench_lm_gpu", argc, argv, &i);
+        if (r < 0)
+            return 2;
+        if (r)
+            continue;
         if (!strcmp(f, "--tf32")) {
             math = NN_MATH_TF32;
-            continue;
-        }
-        if (!strcmp(f, "--graph")) {
+        } else if (!strcmp(f, "--graph")) {
             graph = 1;
-            continue;
-        }
-        if (!strcmp(f, "--math")) {
+        } else if (!strcmp(f, "--math")) {
             if (nn_math_parse(&math, v) < 0) {
                 fprintf(stderr, "bench_lm_gpu: %s\n", err_msg());
                 return 2;
             }
             i++;
-            continue;
-        }
-        if (!dst) {
+        } else if (!strcmp(f, "--device")) {
+            if (lm_args_int("bench_lm_gpu", f, v, 0, &dev))
+                return 2;
+            i++;
+        } else {
             fprintf(stderr, "bench_lm_gpu: unknown option %s (see the comment at the top)\n", f);
             return 2;
         }
-        if (parse_int(f, v, !strcmp(f, "--warmup") || !strcmp(f, "--device") ? 0 : 1, dst))
-            return 2;
-        i++;
     }
+    const int V = A.vocab, E = A.emb, H = A.hidden, NL = A.layers, B = A.batch, T = A.bptt;
+    const int steps = A.steps, warmup = A.warmup;
     nn_backend *be = NULL;
     nn_model *m = NULL;
     nn_acts *a = NULL;
