@@ -16,20 +16,7 @@ ok() { checks=$((checks+1)); if ! eval "$1"; then echo "FAIL: $2"; fails=$((fail
 
 # Tiny multi-label keyword data (no LM corpus: the LM fine-tunes on the texts).
 mkdir -p "$tmp/b/en/data"
-python3 - "$tmp/b/en/data" <<'PY'
-import csv, random, sys
-rnd = random.Random(11)
-words = "the a of and to in is it for on with as at be this from or by not all can".split()
-keys = {"fruit": "apple", "color": "red", "animal": "cat"}
-for name, n in (("train", 96), ("valid", 32)):
-    with open(f"{sys.argv[1]}/{name}.csv", "w", newline="") as f:
-        w = csv.writer(f); w.writerow(["text", "labels"])
-        for _ in range(n):
-            t = [rnd.choice(words) for _ in range(rnd.randint(5, 20))]
-            ls = [k for k in keys if rnd.random() < 0.5] or ["fruit"]
-            for k in ls: t.insert(rnd.randrange(len(t)), keys[k])
-            w.writerow([" ".join(t), ";".join(ls)])
-PY
+python3 "$src/tests/e2e-trainer/keyword_data.py" "$tmp/b/en/data" 11 96 32 || { echo "FAIL: no data"; exit 1; }
 B="file://$tmp/b"
 small=(--emb-size 16 --hidden-size 24 --layers 2 --batch-size 16 --bptt 16 --max-vocab 500 --threads 2
        --lm-epochs 1 --epochs 2 --clip 0.5 --seed 7)
