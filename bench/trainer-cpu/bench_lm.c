@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "err.h"
-#include "lm_args.h"
+#include "lm_bench.h"
 #include "nn.h"
 
 static double clock_s(clockid_t id)
@@ -21,7 +21,6 @@ static double clock_s(clockid_t id)
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 int main(int argc, char **argv)
 {
@@ -74,7 +73,7 @@ int main(int argc, char **argv)
     for (int it = 0; it < warmup + steps; it++) {
         nn_lm_loss l;
         /* The masks count as forward time: PyTorch draws them inside its forward. */
-        double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), t0 = now();
+        double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), t0 = bench_now();
         if (eval)
             a->training = false;
         else
@@ -83,10 +82,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_lm: %s\n", err_msg());
             goto done;
         }
-        double t1 = now();
+        double t1 = bench_now();
         nn_zero_grad(m);
         nn_lm_backward(m, a);
-        double t2 = now();
+        double t2 = bench_now();
         if (it >= warmup)
             t_fwd += t1 - t0, t_bwd += t2 - t1, cpu += clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
         loss = l.ce;

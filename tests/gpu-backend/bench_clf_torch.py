@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_lm_torch import adamw, awd_encoder, math_context, time_steps  # noqa: E402
+from bench_lm_torch import adamw, awd_encoder, bench_torch, math_context, time_steps  # noqa: E402
 
 # fastai awd_lstm_clas_config dropouts; text_classifier_learner's drop_mult 0.5 (as bench_clf_gpu)
 DROP_MULT = 0.5
@@ -106,15 +106,9 @@ def make_batch(torch, a):
 
 def main():
     a = parse()
-    try:
-        import torch
-    except ImportError as e:
-        print(f"SKIP: no torch ({e})", file=sys.stderr)
+    torch = bench_torch(a)
+    if torch is None:
         return 77
-    if a.device == "cuda" and not torch.cuda.is_available():
-        print("SKIP: torch sees no CUDA device", file=sys.stderr)
-        return 77
-    torch.backends.cudnn.benchmark = True
     dev = torch.device(a.device)
     autocast = math_context(torch, a.math, dev)
     impl, model = a.impl, None

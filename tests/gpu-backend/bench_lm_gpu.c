@@ -21,15 +21,8 @@
 #include "backend_cuda.h"
 #include "cuda_optim.h"
 #include "err.h"
-#include "lm_args.h"
+#include "lm_bench.h"
 #include "nn.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -140,7 +133,7 @@ int main(int argc, char **argv)
                     goto done;
                 }
             }
-            double t0 = now();
+            double t0 = bench_now();
             nn_masks_sample(m, a, 99, (uint64_t)it);
             for (int k = 0; k < nt; k++)
                 ts[k].step = it + 1;
@@ -150,27 +143,27 @@ int main(int argc, char **argv)
                 goto done;
             }
             (void)cuda_optim_clip_norm(opt); /* read like the eager step's, for the same work */
-            t_graph += now() - t0;
+            t_graph += bench_now() - t0;
             loss = l.ce;
             continue;
         }
-        double t0 = now();
+        double t0 = bench_now();
         nn_masks_sample(m, a, 99, (uint64_t)it);
         if (nn_lm_forward(m, a, x, y, B, T, &l)) {
             fprintf(stderr, "bench_lm_gpu: %s\n", err_msg());
             goto done;
         }
-        double t1 = now(); /* forward ends with the loss reductions: the stream is drained */
+        double t1 = bench_now(); /* forward ends with the loss reductions: the stream is drained */
         nn_zero_grad(m);
         nn_lm_backward(m, a);
         nn_backend_cuda_sync(be);
-        double t2 = now();
+        double t2 = bench_now();
         cuda_optim_clip_grad_norm(opt, nn_grads(m), ts, nt, 0.1);
         for (int k = 0; k < nt; k++)
             ts[k].step = it + 1;
         cuda_optim_adam_step(opt, &adam);
         nn_backend_cuda_sync(be);
-        double t3 = now();
+        double t3 = bench_now();
         if (it >= warmup)
             t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2;
         loss = l.ce;

@@ -198,17 +198,26 @@ def fastai_model(a):
     return get_language_model(AWD_LSTM, a.vocab, config=cfg, drop_mult=1.0)
 
 
-def main():
-    a = parse()
+def bench_torch(a):
+    """torch set up for a timing run on a.device, or None (the reason printed) when torch is
+    missing or sees no CUDA device."""
     try:
         import torch
     except ImportError as e:
         print(f"SKIP: no torch ({e})", file=sys.stderr)
-        return 77
+        return None
     if a.device == "cuda" and not torch.cuda.is_available():
         print("SKIP: torch sees no CUDA device", file=sys.stderr)
-        return 77
+        return None
     torch.backends.cudnn.benchmark = True
+    return torch
+
+
+def main():
+    a = parse()
+    torch = bench_torch(a)
+    if torch is None:
+        return 77
     impl = a.impl
     model = None
     if impl in ("auto", "fastai"):

@@ -11,15 +11,8 @@
 #include "backend_cuda.h"
 #include "cuda_profile.h"
 #include "err.h"
-#include "lm_args.h"
+#include "lm_bench.h"
 #include "nn.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -64,7 +57,7 @@ int main(int argc, char **argv)
     for (int it = 0; it < warmup + steps; it++) {
         if (it == warmup) {
             cuda_profile_reset(be);
-            t0 = now();
+            t0 = bench_now();
         }
         nn_lm_loss l;
         nn_masks_sample(m, a, 5, (uint64_t)it);
@@ -81,7 +74,7 @@ int main(int argc, char **argv)
     nn_backend_cuda_sync(cuda);
     printf("{\"profile\":\"lm_step\",\"V\":%d,\"E\":%d,\"H\":%d,\"NL\":%d,\"B\":%d,\"T\":%d,"
            "\"steps\":%d,\"wall_ms_per_step\":%.3f}\n",
-           V, A.emb, A.hidden, A.layers, B, T, steps, 1e3 * (now() - t0) / steps);
+           V, A.emb, A.hidden, A.layers, B, T, steps, 1e3 * (bench_now() - t0) / steps);
     cuda_profile_report(be, stdout, 40);
     rc = 0;
 done:

@@ -1,5 +1,5 @@
-/* lm_args: the LM shape and step-count flags the LM benchmarks share (bench/trainer-cpu
- * bench_lm, tests/gpu-backend bench_lm_gpu and profile_lm_gpu):
+/* lm_bench: what the LM benchmarks (bench/trainer-cpu bench_lm, tests/gpu-backend bench_lm_gpu
+ * and profile_lm_gpu) share: a monotonic clock and the LM shape and step-count flags
  *   --vocab V --emb E --hidden H --layers NL --batch B --bptt T --steps N --warmup W
  * Each program keeps its defaults in the struct and its own flags in its loop:
  *   for (int i = 1; i < argc; i++) {
@@ -7,12 +7,21 @@
  *       if (r < 0) return 2; if (r) continue;
  *       ... the program's own flags ...
  *   } */
-#ifndef KUBEFIT_BENCH_LM_ARGS_H
-#define KUBEFIT_BENCH_LM_ARGS_H
+#ifndef KUBEFIT_BENCH_LM_BENCH_H
+#define KUBEFIT_BENCH_LM_BENCH_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Monotonic seconds. */
+static inline double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 typedef struct lm_args {
     int vocab, emb, hidden, layers, batch, bptt, steps, warmup;
