@@ -175,6 +175,11 @@ static void w_tdiff_grad(nn_backend *be, float *dx, const float *x, float s, int
     TIMED(be, "sumsq_tdiff_grad", 0, IN(be)->sumsq_tdiff_grad(IN(be), dx, x, s, R, M));
 }
 
+static void w_reduce_to(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M)
+{
+    TIMED(be, "reduce_to", 0, IN(be)->reduce_to(IN(be), dst, kind, x, n, M));
+}
+
 static void w_destroy(nn_backend *be)
 {
     if (!be)
@@ -242,7 +247,7 @@ extern "C" int cuda_profile_new(nn_backend **out, nn_backend *inner)
     be->sumsq = w_sumsq;
     be->sumsq_tdiff = w_sumsq_tdiff;
     be->sumsq_tdiff_grad = w_tdiff_grad;
-    be->reduce_to = NULL; /* the LM then sums through the timed ops above */
+    be->reduce_to = w_reduce_to;
     be->adam_set = NULL, be->adam_queue = NULL, be->clip_queue = NULL, be->clip_norm = NULL;
     be->argmax_hits = NULL, be->head = NULL;
     be->capture_begin = NULL;

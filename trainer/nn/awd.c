@@ -4,7 +4,6 @@
  * Dimension legend: V vocab, E emb, H_l output size of layer l, NL layers, b batch, t time,
  * N = t*b rows of a time-major (t,b,.) tensor. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "err.h"
 #include "model_internal.h"
@@ -161,18 +160,6 @@ static bool takes_tar(const nn_config *c, const nn_acts *a)
     return a->training && c->tar_beta > 0 && a->b > 1 && a->t > 1;
 }
 
-/* Loss sum `slot` of x: queued into a->red when the backend can, else computed now. */
-static void loss_sum(nn_model *m, nn_acts *a, int slot, int kind, const float *x, size_t n, int M)
-{
-    nn_backend *be = m->be;
-    if (be->reduce_to)
-        be->reduce_to(be, a->red + slot, kind, x, n, M);
-    else
-        a->red_host[slot] = kind == NN_RED_SUM     ? be->sum(be, x, n)
-                            : kind == NN_RED_SUMSQ ? be->sumsq(be, x, n)
-                                                   : be->sumsq_tdiff(be, x, (int)(n / M) + 1, M);
-}
-
 int nn_lm_forward_queue(nn_model *m, nn_acts *a)
 {
     nn_backend *be = m->be;
@@ -192,11 +179,12 @@ int nn_lm_forward_queue(nn_model *m, nn_acts *a)
     be->sgemm(be, false, true, N, V, E, 1.0f, a->dec_in, E, m->w.emb, E, 0.0f, a->logits, V);
     be->add_bias(be, a->logits, m->w.dec_bias, NULL, N, V);
     be->softmax_xent_fwd(be, a->losses, a->logits, a->targets, N, V);
-    loss_sum(m, a, 0, NN_RED_SUM, a->losses, (size_t)N, 0);
+    /* the loss sums stay in backend memory until nn_lm_loss_read */
+    be->reduce_to(be, a->red + 0, NN_RED_SUM, a->losses, (size_t)N, 0);
     if (takes_ar(c, a))
-        loss_sum(m, a, 1, NN_RED_SUMSQ, a->dec_in, (size_t)N * E, 0);
+        be->reduce_to(be, a->red + 1, NN_RED_SUMSQ, a->dec_in, (size_t)N * E, 0);
     if (takes_tar(c, a))
-        loss_sum(m, a, 2, NN_RED_TDIFF, raw, (size_t)(t - 1) * b * E, b * E);
+        be->reduce_to(be, a->red + 2, NN_RED_TDIFF, raw, (size_t)(t - 1) * b * E, b * E);
     return 0;
 }
 
@@ -208,10 +196,7 @@ int nn_lm_loss_read(nn_model *m, nn_acts *a, nn_lm_loss *loss)
     *loss = (nn_lm_loss){0};
     if (!a->decoder || b < 1)
         return err_set(KF_EINVAL, "nn: LM loss without an LM forward");
-    if (m->be->reduce_to)
-        m->be->download(m->be, sums, a->red, sizeof sums);
-    else
-        memcpy(sums, a->red_host, sizeof sums);
+    m->be->download(m->be, sums, a->red, sizeof sums);
     loss->ce = sums[0] / N;
     if (takes_ar(c, a))
         loss->ar = c->ar_alpha * sums[1] / ((double)N * E);

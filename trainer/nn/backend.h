@@ -98,6 +98,10 @@ struct nn_backend {
     double (*sumsq_tdiff)(nn_backend *be, const float *x, int R, int M);
     /* dx(R,M) += scale * d/dx of sumsq_tdiff(x). */
     void (*sumsq_tdiff_grad)(nn_backend *be, float *dx, const float *x, float scale, int R, int M);
+    /* *dst (one double, backend memory) = the sum, sum of squares or (NN_RED_TDIFF) sum of
+     * (x[i+M] - x[i])^2 over i < n of x, as sum, sumsq, sumsq_tdiff above (which take
+     * n = (R-1)*M), left in backend memory: a GPU backend does not wait for it. */
+    void (*reduce_to)(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M);
 
     /* Optional (NULL: the model uses sgemm instead): products with a right operand packed once
      * and reused, for the recurrent weight of a chunk (one small product per time step).
@@ -133,13 +137,9 @@ struct nn_backend {
     const struct head_kernels *head; /* the head's ops on this backend (NULL: head_kernels_cpu()) */
 
     /* Optional: the pieces that make a whole training step replayable as one graph (CUDA).
-     * reduce_to: *dst (one double, backend memory) = the sum, sum of squares, or (NN_RED_TDIFF)
-     * sum of (x[i+M] - x[i])^2 over i < n, as sum, sumsq, sumsq_tdiff above (which pass
-     * n = (R-1)*M), without waiting.
      * capture_begin: from here on, queued ops are recorded, not run (no op in between may wait
      * for the device: no upload/download/sum); capture_end: the recording as a replayable graph;
      * graph_launch queues a replay; graph_free frees it. Return 0 or a negative KF_E* code. */
-    void (*reduce_to)(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M);
     int (*capture_begin)(nn_backend *be);
     int (*capture_end)(nn_backend *be, void **graph);
     int (*graph_launch)(nn_backend *be, void *graph);

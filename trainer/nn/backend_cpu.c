@@ -375,6 +375,13 @@ static double cpu_sumsq_tdiff(nn_backend *be, const float *x, int R, int M)
     return R > 1 ? reduce(be, x, (size_t)(R - 1) * M, (size_t)M, RED_TDIFF) : 0.0;
 }
 
+static void cpu_reduce_to(nn_backend *be, double *dst, int kind, const float *x, size_t n, int M)
+{
+    *dst = kind == NN_RED_SUM     ? reduce(be, x, n, 0, RED_SUM)
+           : kind == NN_RED_SUMSQ ? reduce(be, x, n, 0, RED_SUMSQ)
+                                  : reduce(be, x, n, (size_t)M, RED_TDIFF);
+}
+
 typedef struct tdiff_args {
     float *dx;
     const float *x;
@@ -475,6 +482,7 @@ int nn_backend_cpu_new(nn_backend **out, int threads)
         .sumsq = cpu_sumsq,
         .sumsq_tdiff = cpu_sumsq_tdiff,
         .sumsq_tdiff_grad = cpu_sumsq_tdiff_grad,
+        .reduce_to = cpu_reduce_to,
         .packed_floats = cpu_packed_floats,
         .pack_b = cpu_pack_b,
         .sgemm_packed = cpu_sgemm_packed,

@@ -135,10 +135,8 @@ typedef struct nn_acts {
     float *d_c;        /* (B,max H_l) */
     float *d_w;        /* (4*max H_l, max H_l) gradient w.r.t. the dropped w_hh */
     void *block;       /* the one allocation behind every pointer above */
-    /* LM loss sums of the last queued forward (cross-entropy, AR, TAR): in `red` (backend
-     * memory) when the backend has reduce_to, else in red_host (decoder only). */
-    double *red;
-    double red_host[3];
+    double *red;       /* (3) LM loss sums of the last queued forward (cross-entropy, AR,
+                          TAR), backend memory (decoder only) */
 } nn_acts;
 
 enum { NN_ACTS_DECODER = 1 };
@@ -183,8 +181,8 @@ int nn_lm_forward(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t 
  * (backend capture_begin/capture_end) and replayed:
  *   nn_lm_set_batch   checks and uploads tokens/targets(B,T) host int32 and sizes the carried
  *                     state (waits for the device; never inside a capture);
- *   nn_lm_forward_queue  queues the forward; with a backend that has reduce_to nothing waits and
- *                     the loss sums stay in backend memory (capturable);
+ *   nn_lm_forward_queue  queues the forward; the loss sums stay in backend memory (on a GPU
+ *                     nothing waits: capturable);
  *   nn_lm_loss_read   reads the loss of the last queued forward (waits). */
 int nn_lm_set_batch(nn_model *m, nn_acts *a, const int32_t *tokens, const int32_t *targets, int b,
                     int t);

@@ -185,7 +185,7 @@ done:
 static bool lm_graphs(const fit_ctx *c, const fit_lm *f)
 {
     const char *env = getenv("KUBEFIT_CUDA_GRAPH");
-    return c->be->capture_begin && c->be->reduce_to && optim_graphable(f->opt) && !(env && !strcmp(env, "0"));
+    return c->be->capture_begin && optim_graphable(f->opt) && !(env && !strcmp(env, "0"));
 }
 
 /* Records forward + backward + clip + Adam of the batch nn_lm_set_batch put in f->a (after
