@@ -143,6 +143,11 @@ int main(void)
     CHECK_EQ_STR("{\"version\":1,\"phase\":\"Failed\",\"reason\":\"Transient\",\"message\":\"storage: 503 from "
                  "gs://b/en/data/train.csv\"}", fail);
     free(fail);
+    /* A message quoting bytes that are not UTF-8 keeps them, as \xNN (JSON needs UTF-8). */
+    CHECK_EQ_INT(0, report_failure_json(&fail, "BadInput", "train.csv:2: label \"a\xff\" is not UTF-8"));
+    CHECK_EQ_STR("{\"version\":1,\"phase\":\"Failed\",\"reason\":\"BadInput\",\"message\":\"train.csv:2: label "
+                 "\\\"a\\\\xff\\\" is not UTF-8\"}", fail);
+    free(fail);
     free(msg);
 
     /* Progress line, with contract field names. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "utf8.h"
 
 int report_history_add(report_history *h, const report_epoch *e)
 {
@@ -286,10 +287,15 @@ done:
 
 int report_failure_json(char **out, const char *reason, const char *message)
 {
-    size_t n = strlen(message);
+    /* bytes that are not UTF-8 (a message quoting bad input) are written as \xNN: JSON needs UTF-8 */
+    char *esc = utf8_escape(message, strlen(message));
+    size_t n = esc ? strlen(esc) : 0;
     char *msg = NULL;
     int rc = 0;
     *out = NULL;
+    if (!esc)
+        return err_set(KF_ENOMEM, "out of memory");
+    message = esc;
     for (;;) {
         free(msg);
         if (!(msg = strndup(message, n)))
@@ -313,5 +319,6 @@ int report_failure_json(char **out, const char *reason, const char *message)
             n--;
     }
     free(msg);
+    free(esc);
     return rc;
 }
