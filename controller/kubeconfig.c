@@ -1,6 +1,7 @@
 #include "kubeconfig.h"
 
 #include "err.h"
+#include "fileio.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -104,44 +105,10 @@ static char *resolve_path(const char *base_dir, const char *p)
 
 static int read_file(const char *path, char **out, size_t *len)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(KF_EIO, "%s: cannot open", path);
-    int rc = KF_OK;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            char *b = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (!buf) {
-        rc = err_set(KF_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    if (ferror(f)) {
-        free(buf);
-        rc = err_set(KF_EIO, "%s: read error", path);
-        goto done;
-    }
-    buf[n] = '\0';
-    *out = buf;
+    size_t n = 0;
+    int rc = file_read_all(out, &n, path);
     if (len)
         *len = n;
-done:
-    fclose(f);
     return rc;
 }
 

@@ -3,6 +3,7 @@
 #include "b64.h"
 #include "backoff.h"
 #include "err.h"
+#include "fileio.h"
 #include "gcs_json.h"
 #include "http.h"
 #include "log.h"
@@ -36,42 +37,12 @@ struct gcs_auth {
 
 static time_t now_of(const gcs_auth *a) { return a->opt.now ? a->opt.now(a->opt.now_ctx) : time(NULL); }
 
+/* The key file, at most 64 MiB; any failure is a bad credentials setting (KF_EINVAL). */
 static int read_file(char **out, size_t *len, const char *path)
 {
-    *out = NULL;
-    int rc = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(KF_EINVAL, "storage: credentials file %s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1)
-            break;
-        if (cap > (64u << 20)) {
-            rc = err_set(KF_EINVAL, "storage: credentials file %s: larger than 64 MiB", path);
-            goto done;
-        }
-        char *p = realloc(buf, cap * 2);
-        if (!p)
-            break;
-        buf = p, cap *= 2;
-    }
-    if (!buf) {
-        rc = err_set(KF_ENOMEM, "storage: out of memory");
-        goto done;
-    }
-    if (ferror(f)) {
-        rc = err_set(KF_EINVAL, "storage: credentials file %s: read error", path);
-        goto done;
-    }
-    buf[n] = '\0';
-    *out = buf, *len = n;
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
+    int rc = file_read_max(out, len, path, (size_t)64 << 20);
+    if (rc < 0)
+        rc = err_wrap(rc == KF_ENOMEM ? rc : KF_EINVAL, "storage: credentials file");
     return rc;
 }
 

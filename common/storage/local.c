@@ -10,6 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What a path that is not a regular file is, for "not a regular file (a folder)". */
+static const char *kind_of(mode_t m)
+{
+    return S_ISDIR(m) ? "a folder" : S_ISCHR(m) || S_ISBLK(m) ? "a device" : S_ISFIFO(m) ? "a pipe" : "not a file";
+}
+
 static int errno_code(int e) { return e == ENOENT || e == ENOTDIR ? KF_ENOTFOUND : e == EACCES || e == EPERM ? KF_EAUTH : KF_EIO; }
 
 int local_mkdirs_for(const char *path)
@@ -82,12 +88,17 @@ int local_copy_range(FILE *dst, const char *src, const storage_range *range)
 {
     int rc = 0;
     char *buf = NULL;
+    struct stat st;
+    /* stat before opening: opening a FIFO would wait for a writer */
+    if (stat(src, &st) != 0)
+        return err_set(errno_code(errno), "storage: %s: %s", src, errno == ENOENT ? "no such file" : strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return err_set(KF_EINVAL, "storage: %s: not a regular file (%s)", src, kind_of(st.st_mode));
     FILE *in = fopen(src, "rb");
     if (!in)
         return err_set(errno_code(errno), "storage: %s: %s", src, errno == ENOENT ? "no such file" : strerror(errno));
-    struct stat st;
     if (fstat(fileno(in), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = err_set(KF_EINVAL, "storage: %s: not a regular file", src);
+        rc = err_set(KF_EINVAL, "storage: %s: not a regular file (%s)", src, kind_of(st.st_mode));
         goto done;
     }
     int64_t off = range ? range->offset : 0, left = range && range->length >= 0 ? range->length : INT64_MAX;
@@ -148,8 +159,8 @@ int local_stat(const char *path, storage_object *out)
     struct stat st;
     if (stat(path, &st) != 0)
         return err_set(errno_code(errno), "storage: %s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return err_set(KF_ENOTFOUND, "storage: %s: not a regular file", path);
+    if (!S_ISREG(st.st_mode)) /* exists, but cannot be read as an object: not "not found" */
+        return err_set(KF_EINVAL, "storage: %s: not a regular file (%s)", path, kind_of(st.st_mode));
     return fill_object(out, path, &st);
 }
 

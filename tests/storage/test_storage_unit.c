@@ -308,6 +308,14 @@ static void test_local(void)
     CHECK(strstr(err_msg(), "nope.txt") != NULL);
     CHECK_EQ_INT(KF_ENOTFOUND, storage_get(s, pre, c, NULL));
     CHECK(strstr(err_msg(), "nope.txt") != NULL);
+    /* a folder or a device is there but is no object: "not a regular file", an error (not absent) */
+    snprintf(pre, sizeof pre, "%s/in", dir);
+    CHECK_EQ_INT(KF_EINVAL, storage_exists(s, pre, &ex));
+    CHECK(strstr(err_msg(), "/in: not a regular file (a folder)") != NULL);
+    CHECK_EQ_INT(KF_EINVAL, storage_stat(s, "file:///dev/null", &o));
+    CHECK(strstr(err_msg(), "/dev/null: not a regular file (a device)") != NULL);
+    CHECK_EQ_INT(KF_EINVAL, storage_get(s, "/dev/zero", c, NULL));
+    CHECK(strstr(err_msg(), "/dev/zero: not a regular file (a device)") != NULL);
 
     storage_object *objs = NULL;
     size_t n = 0;

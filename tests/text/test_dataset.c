@@ -98,7 +98,7 @@ int main(void)
     ds_dispose(&d);
     ERR("text,labels\ny\n", "s.csv", &skip, "s.csv: no examples (all rows were bad)");
 
-    /* JSON lines: arrays or a separated string; NUL inside text is rejected */
+    /* JSON lines: arrays or a separated string; NUL inside text becomes U+FFFD (as in CSV) */
     CHECK_EQ_INT(0, load(&d, "{\"text\":\"caf\\u00e9 \\ud83d\\ude00\",\"labels\":[\"b\",\"a\"]}\r\n"
                              "  \n{\"labels\":\"c;a\",\"text\":\"two\",\"extra\":1}",
                          "j.jsonl", NULL));
@@ -107,7 +107,13 @@ int main(void)
     CHECK_EQ_INT(3, d.ex[1].line);
     CHECK_EQ_STR("c", label(&d, 1, 1));
     ds_dispose(&d);
-    ERR("{\"text\":\"a\\u0000b\",\"labels\":[\"x\"]}\n", "n.jsonl", NULL, "n.jsonl:1: NUL byte in text");
+    CHECK_EQ_INT(0, load(&d, "{\"text\":\"a\\u0000b\",\"labels\":[\"x\"]}\n", "n.jsonl", NULL));
+    CHECK_EQ_STR("a\xef\xbf\xbd" "b", d.ex[0].text);
+    ds_dispose(&d);
+    static const char nul_csv[] = "text,labels\nx\0y\0,a\n";
+    CHECK_EQ_INT(0, ds_load_buffer(&d, nul_csv, sizeof nul_csv - 1, "n.csv", NULL));
+    CHECK_EQ_STR("x\xef\xbf\xbdy\xef\xbf\xbd", d.ex[0].text);
+    ds_dispose(&d);
 
     /* relabel a valid set into the train set's labels */
     CHECK_EQ_INT(0, load(&d, "text,labels\nx,b;new\ny,a\n", "v.csv", NULL));
@@ -177,7 +183,9 @@ int main(void)
     CHECK_EQ_INT(1, (long long)d.n);
     ds_dispose(&d);
     unlink(path);
-    CHECK_EQ_INT(KF_EIO, ds_load(&d, path, NULL));
+    CHECK_EQ_INT(KF_ENOTFOUND, ds_load(&d, path, NULL));
     CHECK(strstr(err_msg(), path) != NULL);
+    CHECK_EQ_INT(KF_EINVAL, ds_load(&d, "/tmp", NULL)); /* a folder */
+    CHECK(strstr(err_msg(), "/tmp: not a regular file") != NULL);
     return test_done();
 }

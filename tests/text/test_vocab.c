@@ -143,7 +143,9 @@ int main(void)
     CHECK_EQ_INT(9, vocab_id(r, "fin"));
     vocab_free(r);
     unlink(path);
-    CHECK_EQ_INT(KF_EIO, vocab_read(&r, path));
+    CHECK_EQ_INT(KF_ENOTFOUND, vocab_read(&r, path));
     CHECK(strstr(err_msg(), path) != NULL);
+    CHECK_EQ_INT(KF_EINVAL, vocab_read(&r, "/tmp")); /* a folder */
+    CHECK(strstr(err_msg(), "/tmp: not a regular file") != NULL);
     return test_done();
 }

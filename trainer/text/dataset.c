@@ -9,6 +9,7 @@
 
 #include "csv.h"
 #include "err.h"
+#include "fileio.h"
 #include "log.h"
 
 void ds_init(ds_dataset *d) { memset(d, 0, sizeof *d); }
@@ -181,11 +182,31 @@ static int grow_examples(ds_dataset *d)
     return 0;
 }
 
+char *ds_text_copy(const char *s, size_t len)
+{
+    size_t nul = 0;
+    for (const char *p = s; (p = memchr(p, 0, len - (size_t)(p - s))); p++)
+        nul++;
+    if (nul > (SIZE_MAX - 1 - len) / 2)
+        return NULL;
+    char *out = malloc(len + 2 * nul + 1), *w = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i])
+            *w++ = s[i];
+        else
+            memcpy(w, "\xef\xbf\xbd", 3), w += 3; /* U+FFFD */
+    }
+    *w = 0;
+    return out;
+}
+
 static int add_example(loader *L, const char *text, size_t len, long line)
 {
     ds_dataset *d = L->d;
-    if (len == 0 || memchr(text, 0, len))
-        return bad_row(L, line, len ? "NUL byte in text" : "empty text");
+    if (len == 0)
+        return bad_row(L, line, "empty text");
     if (L->n_row == 0 && !L->o->allow_unlabelled)
         return bad_row(L, line, "no labels");
     if (grow_examples(d) < 0)
@@ -193,7 +214,7 @@ static int add_example(loader *L, const char *text, size_t len, long line)
     ds_example *e = &d->ex[d->n];
     memset(e, 0, sizeof *e);
     e->line = line;
-    e->text = strndup(text, len);
+    e->text = ds_text_copy(text, len);
     if (L->n_row)
         e->labels = malloc(L->n_row * sizeof *e->labels);
     if (!e->text || (L->n_row && !e->labels)) {
@@ -458,34 +479,12 @@ int ds_load_buffer(ds_dataset *out, const char *buf, size_t len, const char *nam
 
 int ds_load(ds_dataset *out, const char *path, const ds_opts *opts)
 {
-    ds_init(out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(KF_EIO, "%s: cannot open: %m", path);
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (cap - len < 65536) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *b = cap < SIZE_MAX / 2 ? realloc(buf, cap) : NULL;
-            if (!b) {
-                rc = err_set(KF_ENOMEM, "%s: out of memory", path);
-                goto done;
-            }
-            buf = b;
-        }
-        size_t k = fread(buf + len, 1, cap - len, f);
-        len += k;
-        if (k == 0)
-            break;
-    }
-    if (ferror(f))
-        rc = err_set(KF_EIO, "%s: read error", path);
-    else
+    size_t len = 0;
+    ds_init(out);
+    int rc = file_read_all(&buf, &len, path);
+    if (rc == 0)
         rc = ds_load_buffer(out, buf, len, path, opts);
-done:
-    fclose(f);
     free(buf);
     return rc;
 }

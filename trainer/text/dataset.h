@@ -65,6 +65,11 @@ int ds_split(ds_dataset *train, ds_dataset *valid, const ds_dataset *all, double
 /* The hash ds_split uses (64-bit, seeded); exposed so tests and scripts can reproduce it. */
 uint64_t ds_hash(const char *s, size_t len, uint64_t seed);
 
+/* A NUL-terminated copy of text[0..len) with every NUL byte written as U+FFFD (what the loaders
+ * store, so one NUL does not cut a text short or fail a file). Caller frees; NULL when out of
+ * memory. */
+char *ds_text_copy(const char *text, size_t len);
+
 /* true when every example has exactly one label (softmax + CE instead of sigmoid + BCE). */
 bool ds_single_label(const ds_dataset *d);
 

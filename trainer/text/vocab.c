@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fileio.h"
 #include "rules.h"
 #include "unicode.h"
 
@@ -391,35 +392,14 @@ done:
 
 int vocab_read(vocab **out, const char *path)
 {
-    FILE *f = fopen(path, "rb");
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
+    size_t len = 0;
     *out = NULL;
-    if (!f)
-        return err_set(KF_EIO, "%s: cannot open vocab file: %m", path);
-    for (;;) {
-        if (cap - len < 65536) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *b = realloc(buf, cap);
-            if (!b) {
-                rc = err_set(KF_ENOMEM, "%s: out of memory reading vocab", path);
-                goto done;
-            }
-            buf = b;
-        }
-        size_t k = fread(buf + len, 1, cap - len, f);
-        len += k;
-        if (k == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = err_set(KF_EIO, "%s: read error", path);
-        goto done;
-    }
-    rc = vocab_parse(out, buf, len, path);
-done:
-    fclose(f);
+    int rc = file_read_all(&buf, &len, path);
+    if (rc < 0)
+        err_wrap(rc, "vocab file");
+    else
+        rc = vocab_parse(out, buf, len, path);
     free(buf);
     return rc;
 }

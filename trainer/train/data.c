@@ -7,6 +7,7 @@
 
 #include "dataset.h"
 #include "err.h"
+#include "fileio.h"
 #include "log.h"
 #include "rules.h"
 #include "tokens.h"
@@ -132,40 +133,46 @@ static int check_single(const ds_dataset *d, const char *path)
     return 0;
 }
 
-/* Reads corpus.txt: one document per non-empty line. */
+/* Reads corpus.txt: one document per non-empty line (LF or CRLF; a UTF-8 byte-order mark is
+ * skipped; NUL bytes become U+FFFD as in the labelled files). */
 static int read_lines(char ***out, size_t *n, const char *path)
 {
-    int rc = 0;
-    FILE *fp = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0, len_cap = 0;
-    ssize_t len;
+    char *buf = NULL, **v = NULL;
+    size_t len = 0, cap = 0, k = 0;
+    int rc = file_read_all(&buf, &len, path);
     *out = NULL;
     *n = 0;
-    if (!fp)
-        return err_set(KF_EIO, "%s: cannot open", path);
-    while ((len = getline(&line, &cap, fp)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        if (len == 0)
-            continue;
-        if (*n == len_cap) {
-            len_cap = len_cap ? 2 * len_cap : 256;
-            char **v = realloc(*out, len_cap * sizeof *v);
-            if (!v) {
-                rc = err_set(KF_ENOMEM, "out of memory");
-                break;
+    if (rc < 0)
+        return rc;
+    size_t pos = len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+    while (pos < len) {
+        const char *nl = memchr(buf + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - buf) : len, e = end;
+        while (e > pos && buf[e - 1] == '\r')
+            e--;
+        if (e > pos) {
+            if (k == cap) {
+                size_t nc = cap ? 2 * cap : 256;
+                char **nv = nc <= SIZE_MAX / sizeof *nv ? realloc(v, nc * sizeof *nv) : NULL;
+                if (!nv) {
+                    rc = err_set(KF_ENOMEM, "out of memory");
+                    goto done;
+                }
+                v = nv;
+                cap = nc;
             }
-            *out = v;
+            if (!(v[k] = ds_text_copy(buf + pos, e - pos))) {
+                rc = err_set(KF_ENOMEM, "out of memory");
+                goto done;
+            }
+            k++;
         }
-        if (!((*out)[*n] = strdup(line))) {
-            rc = err_set(KF_ENOMEM, "out of memory");
-            break;
-        }
-        (*n)++;
+        pos = nl ? end + 1 : len;
     }
-    free(line);
-    fclose(fp);
+done:
+    free(buf);
+    *out = v;
+    *n = k;
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fileio.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -232,34 +233,13 @@ done:
 
 int st_load(st_file **out, const char *path)
 {
-    int rc = 0;
-    unsigned char *buf = NULL;
-    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0;
     *out = NULL;
-    if (!fp)
-        return err_set(errno == ENOENT ? KF_ENOTFOUND : KF_EIO, "%s: %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) {
-        rc = err_set(KF_EIO, "%s: cannot seek: %s", path, strerror(errno));
-        goto done;
-    }
-    long sz = ftell(fp);
-    if (sz < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-        rc = err_set(KF_EIO, "%s: cannot size: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!(buf = malloc(sz ? (size_t)sz : 1))) {
-        rc = err_set(KF_ENOMEM, "%s: out of memory (%ld bytes)", path, sz);
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)sz, fp) != (size_t)sz) {
-        rc = err_set(KF_EIO, "%s: short read", path);
-        goto done;
-    }
-    if ((rc = st_parse(out, buf, (size_t)sz)) < 0)
+    int rc = file_read_all(&buf, &len, path);
+    if (rc == 0 && (rc = st_parse(out, buf, len)) < 0)
         err_wrap(rc, "%s", path);
-done:
     free(buf);
-    fclose(fp);
     return rc;
 }
 
