@@ -47,7 +47,7 @@ int utf8_valid(const char *s, size_t len, size_t *bad)
     return 1;
 }
 
-char *utf8_escape(const char *s, size_t len)
+static char *escape(const char *s, size_t len, int controls)
 {
     if (len > (SIZE_MAX - 1) / 4)
         return NULL;
@@ -55,7 +55,16 @@ char *utf8_escape(const char *s, size_t len)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t k = s[i] ? utf8_seq_len(s + i, len - i) : 0;
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c ? utf8_seq_len(s + i, len - i) : 0;
+        if (controls && k == 1 && (c < 0x20 || c == 0x7f))
+            k = 0;
+        if (controls && k == 2 && c == 0xc2 && (unsigned char)s[i + 1] < 0xa0) { /* C1: 2 bytes, 6 chars */
+            snprintf(w, 7, "\\u%04x", (unsigned char)s[i + 1]);
+            w += 6;
+            i += 2;
+            continue;
+        }
         if (k) {
             for (size_t j = 0; j < k; j++)
                 *w++ = s[i + j];
@@ -69,3 +78,7 @@ char *utf8_escape(const char *s, size_t len)
     *w = 0;
     return out;
 }
+
+char *utf8_escape(const char *s, size_t len) { return escape(s, len, 0); }
+
+char *utf8_quote(const char *s, size_t len) { return escape(s, len, 1); }

@@ -16,5 +16,8 @@ int utf8_valid(const char *s, size_t len, size_t *bad);
  * every NUL byte) is written as the four characters \xNN (hex, lower case): the result is valid
  * UTF-8 and shows the bytes that were there. Caller frees; NULL when out of memory. */
 char *utf8_escape(const char *s, size_t len);
+/* Like utf8_escape, and control characters too (C0 and DEL as \xNN, C1 as \uNNNN): for quoting
+ * input in a one-line message. */
+char *utf8_quote(const char *s, size_t len);
 
 #endif

@@ -44,5 +44,9 @@ int main(void)
     check_escape(__LINE__, "\xe2\x82", 2, "\\xe2\\x82");
     check_escape(__LINE__, "x\0y", 3, "x\\x00y");
     check_escape(__LINE__, "\xed\xa0\x80!", 4, "\\xed\\xa0\\x80!");
+    /* utf8_quote: control characters too */
+    char *q = utf8_quote("a\x01\n\x7f\xc2\x85\xc2\xa0\xff" "b", 10);
+    CHECK_EQ_STR("a\\x01\\x0a\\x7f\\u0085\xc2\xa0\\xffb", q);
+    free(q);
     return test_done();
 }

@@ -86,7 +86,7 @@ int main(void)
     ERR("{\"text\":\"a\",\"labels\":[\"x\"]}\n{\"text\":1}\n", "e.jsonl", NULL, "e.jsonl:2: \"text\" missing or not a string");
     ERR("{\"text\":\"a\",\"labels\":[\"x\"]}\n\n{bad json\n", "e.jsonl", NULL, "e.jsonl:3: invalid JSON");
     ERR("[1,2]\n", "e.jsonl", NULL, "e.jsonl:1: expected a JSON object");
-    ERR("{\"text\":\"a\",\"labels\":[1]}\n", "e.jsonl", NULL, "e.jsonl:1: \"labels\"[0] is not a string");
+    ERR("{\"text\":\"a\",\"labels\":[1]}\n", "e.jsonl", NULL, "e.jsonl:1: key \"labels\"[0] is not a string");
     ERR("{\"text\":\"a\",\"labels\":{}}\n", "e.jsonl", NULL, "e.jsonl:1: \"labels\" must be an array");
 
     /* skip_bad_rows: bad rows are counted, good ones kept */
@@ -118,13 +118,67 @@ int main(void)
     /* relabel a valid set into the train set's labels */
     CHECK_EQ_INT(0, load(&d, "text,labels\nx,b;new\ny,a\n", "v.csv", NULL));
     char *names[] = {"a", "b", "c"};
-    size_t dropped = 9;
-    CHECK_EQ_INT(0, ds_relabel(&d, names, 3, &dropped));
-    CHECK_EQ_INT(1, (long long)dropped);
+    ds_unseen un = {0};
+    CHECK_EQ_INT(0, ds_relabel(&d, names, 3, &un));
+    CHECK_EQ_INT(1, (long long)un.rows);
+    CHECK_EQ_INT(1, (long long)un.labels);
+    CHECK_EQ_INT(1, (long long)un.n_names);
+    CHECK_EQ_STR("new", un.n_names ? un.names[0] : NULL);
     CHECK_EQ_INT(3, (long long)d.n_label_names);
     CHECK_EQ_INT(1, (long long)d.ex[0].n_labels);
     CHECK_EQ_INT(1, d.ex[0].labels[0]);
     CHECK_EQ_INT(0, d.ex[1].labels[0]);
+    CHECK_EQ_INT(0, (long long)ds_drop_unlabelled(&d)); /* every row still has a label */
+    ds_dispose(&d);
+    ds_unseen_dispose(&un);
+    /* rows left with no label (single-label: nothing to score) are what ds_drop_unlabelled removes;
+     * unseen names are listed in order of first use, each once */
+    CHECK_EQ_INT(0, load(&d, "text,labels\nx,zz\ny,a\nw,q;zz\nv,zz\n", "v.csv", NULL));
+    CHECK_EQ_INT(0, ds_relabel(&d, names, 3, &un));
+    CHECK_EQ_INT(3, (long long)un.rows);
+    CHECK_EQ_INT(4, (long long)un.labels);
+    CHECK_EQ_INT(2, (long long)un.n_names);
+    CHECK_EQ_STR("zz", un.n_names > 0 ? un.names[0] : NULL);
+    CHECK_EQ_STR("q", un.n_names > 1 ? un.names[1] : NULL);
+    CHECK_EQ_INT(3, (long long)ds_drop_unlabelled(&d));
+    CHECK_EQ_INT(1, (long long)d.n);
+    CHECK_EQ_STR("y", d.ex[0].text);
+    ds_dispose(&d);
+    ds_unseen_dispose(&un);
+
+    /* the common text,label header: "label" holds label names like "labels" */
+    CHECK_EQ_INT(0, load(&d, "text,label\nhello,spam\nhi,ham;other\n", "l.csv", NULL));
+    CHECK_EQ_INT(2, (long long)d.n);
+    CHECK_EQ_INT(3, (long long)d.n_label_names);
+    CHECK_EQ_STR("spam", label(&d, 0, 0));
+    ds_dispose(&d);
+    CHECK_EQ_INT(0, load(&d, "label,text,labels\nx,hello,b\n", "l2.csv", NULL)); /* "labels" wins */
+    CHECK_EQ_STR("b", label(&d, 0, 0));
+    ds_dispose(&d);
+    CHECK_EQ_INT(0, load(&d, "{\"text\":\"hello\",\"label\":\"spam\"}\n", "l.jsonl", NULL));
+    CHECK_EQ_STR("spam", label(&d, 0, 0));
+    ds_dispose(&d);
+    ERR("text,label\nx,a\n", "same.csv", &(ds_opts){.text_col = "label"},
+        "same.csv:1: the text and the label column are the same column \"label\"");
+
+    /* label names: valid UTF-8 without control characters, else a bad row naming file:line and the
+     * column or key (the bytes shown as \\xNN); skip_bad_rows skips the row */
+    ERR("text,labels\nok,a\nx,\"b\xff\"\n", "u.csv", NULL,
+        "u.csv:3: column 2 (\"labels\"): label \"b\\xff\" is not valid UTF-8");
+    ERR("text,label\nx,\"a\x01" "b\"\n", "c.csv", NULL, "c.csv:2: column 2 (\"label\"): label \"a\\x01b\" holds a control character");
+    ERR("text,labels\nx,\"a\nb\"\n", "n.csv", NULL, "n.csv:2: column 2 (\"labels\"): label \"a\\x0ab\" holds a control character");
+    ERR("text,labels\nx,\"a;\xc2\x85\"\n", "c1.csv", NULL, "c1.csv:2: column 2 (\"labels\"): label \"\\u0085\" holds a control character");
+    ERR("{\"text\":\"x\",\"labels\":[\"a\",\"\"]}\n", "e.jsonl", NULL, "e.jsonl:1: key \"labels\"[1]: label \"\" is empty");
+    ERR("{\"text\":\"x\",\"labels\":[\"a\",\"b\\u0007\"]}\n", "b.jsonl", NULL,
+        "b.jsonl:1: key \"labels\"[1]: label \"b\\x07\" holds a control character");
+    ERR("{\"text\":\"x\",\"labels\":\"a;b\\u0000\"}\n", "z.jsonl", NULL,
+        "z.jsonl:1: key \"labels\": label \"b\\x00\" is not valid UTF-8");
+    ERR("text,\"sp\xff" "am\"\nx,1\n", "h.csv", NULL, "h.csv:1: column 2: label name \"sp\\xffam\" (a 0/1 label column) is not valid UTF-8");
+    ERR("text,\"\"\nx,1\n", "h2.csv", NULL, "h2.csv:1: column 2: label name \"\" (a 0/1 label column) is empty");
+    CHECK_EQ_INT(0, load(&d, "text,labels\nok,a\nx,\"b\xff\"\ny,c\n", "u.csv", &skip));
+    CHECK_EQ_INT(2, (long long)d.n);
+    CHECK_EQ_INT(1, (long long)d.skipped);
+    CHECK_EQ_INT(2, (long long)d.n_label_names);
     ds_dispose(&d);
 
     /* split: deterministic, seeded, about the asked fraction, independent of row order */

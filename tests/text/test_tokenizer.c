@@ -1,11 +1,13 @@
 /* Unit tests of the word tokenizer and the whole text -> tokens pipeline. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "test.h"
 #include "tokenizer.h"
+#include "vocab.h"
 
 /* want: tokens joined by '|' ("\n" for the line-break token). */
 static void check_tok(int line, bool rules, tok_lang lang, const char *in, const char *want)
@@ -74,6 +76,32 @@ int main(void)
     TEXT(TOK_LANG_FR, "L'HOMME dit « non non non » à Paris", "xxbos|xxup|l'|homme|dit|«|xxwrep|3|non|»|à|xxmaj|paris");
     TEXT(TOK_LANG_EN, "GNU Emacs\n .\n An editor", "xxbos|xxup|gnu|xxmaj|emacs|\n|.|\n|xxmaj|an|editor");
     TEXT(TOK_LANG_EN, "Tom &amp; Jerry <br />path/to", "xxbos|xxmaj|tom|&|&|xxmaj|jerry|\n|path|/|to");
+
+    /* control characters that are not whitespace become U+FFFD (a vocabulary file cannot hold
+     * them), like NUL and invalid bytes; the whitespace ones (\x1c-\x1f, \x85) still separate */
+    WORDS(TOK_LANG_EN, "a\x01" "b \x7f x\xc2\x80y\x1f" "z", "a|\xef\xbf\xbd|b|\xef\xbf\xbd|x|\xef\xbf\xbd|y|z");
+    TEXT(TOK_LANG_EN, "Hi\x02there\x1b[0m", "xxbos|xxmaj|hi|\xef\xbf\xbd|there|\xef\xbf\xbd|[|0m");
+    /* whatever the bytes, every token is one a vocabulary can hold (seeded random byte strings) */
+    uint64_t st = 0x9e3779b97f4a7c15u;
+    size_t bad = 0;
+    for (int it = 0; it < 3000; it++) {
+        char buf[64];
+        size_t n = 1 + it % 63;
+        for (size_t i = 0; i < n; i++) {
+            st = st * 6364136223846793005u + 1442695040888963407u;
+            buf[i] = (char)(st >> 56);
+            if (it % 3 == 0 && (st >> 40) % 4 == 0)
+                buf[i] = (char)((st >> 33) % 0x21); /* plenty of control bytes */
+        }
+        tok_list tl = {0};
+        CHECK_EQ_INT(0, tok_text(&tl, buf, n, TOK_LANG_EN));
+        for (size_t k = 0; k < tl.n; k++)
+            if (vocab_token_problem(tl.v[k]) && bad++ < 3)
+                fprintf(stderr, "test_tokenizer.c:%d: token %zu of random text %d: %s\n", __LINE__, k, it,
+                        vocab_token_problem(tl.v[k]));
+        tok_list_dispose(&tl);
+    }
+    CHECK_EQ_INT(0, (long long)bad);
 
     /* appends after existing tokens */
     tok_list l = {0};

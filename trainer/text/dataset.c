@@ -11,6 +11,7 @@
 #include "err.h"
 #include "fileio.h"
 #include "log.h"
+#include "utf8.h"
 
 void ds_init(ds_dataset *d) { memset(d, 0, sizeof *d); }
 
@@ -129,7 +130,27 @@ __attribute__((format(printf, 3, 4))) static int bad_row(loader *L, long line, c
     return rc;
 }
 
-static int row_label(loader *L, const char *s, size_t len)
+/* Why name[0..len) cannot be a label name, or NULL: labels go into metrics.json, the model's
+ * kubefit.labels and predict's output, all JSON, so a name must be valid UTF-8 without control
+ * characters (C0, DEL, C1). */
+static const char *bad_label_name(const char *name, size_t len)
+{
+    if (!len)
+        return "is empty";
+    size_t bad;
+    if (memchr(name, 0, len) || !utf8_valid(name, len, &bad))
+        return "is not valid UTF-8";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < len && (unsigned char)name[i + 1] < 0xa0))
+            return "holds a control character";
+    }
+    return NULL;
+}
+
+/* A row's label (trimmed; blank is no label). where names the column or key for messages, e.g.
+ * "column 2 (\"labels\")". A bad name is a bad row (exit 2 in the trainer, or skipped). */
+static int row_label(loader *L, const char *s, size_t len, long line, const char *where)
 {
     while (len && (*s == ' ' || *s == '\t'))
         s++, len--;
@@ -137,6 +158,14 @@ static int row_label(loader *L, const char *s, size_t len)
         len--;
     if (!len)
         return 0;
+    const char *why = bad_label_name(s, len);
+    if (why) {
+        char *q = utf8_quote(s, len);
+        int rc = q ? bad_row(L, line, "%s: label \"%.80s\" %s", where, q, why)
+                   : err_set(KF_ENOMEM, "dataset: out of memory");
+        free(q);
+        return rc ? rc : 1; /* 1: the row is skipped */
+    }
     if (L->n_row == L->cap_row) {
         size_t cap = L->cap_row ? L->cap_row * 2 : 16;
         uint32_t *r = realloc(L->row_labels, cap * sizeof *r);
@@ -148,14 +177,14 @@ static int row_label(loader *L, const char *s, size_t len)
     return intern(&L->labels, s, len, &L->row_labels[L->n_row++]);
 }
 
-static int split_labels(loader *L, const char *s, size_t len)
+static int split_labels(loader *L, const char *s, size_t len, long line, const char *where)
 {
     char sep = L->o->label_sep ? L->o->label_sep : ';';
     int rc = 0;
     for (size_t a = 0; rc == 0 && a <= len;) {
         const char *e = memchr(s + a, sep, len - a);
         size_t b = e ? (size_t)(e - s) : len;
-        rc = row_label(L, s + a, b - a);
+        rc = row_label(L, s + a, b - a, line, where);
         a = b + 1;
     }
     return rc;
@@ -247,6 +276,7 @@ static int load_csv(loader *L, const char *buf, size_t len)
     size_t n_cols, n_flags = 0;
     int *flags = NULL;      /* 0/1 label columns */
     char **flag_names = NULL;
+    char *where = NULL;     /* the label column, for messages: column 2 ("labels") */
     csv_init(&r, buf, len, L->name);
     rc = csv_next(&r);
     if (rc == 0)
@@ -264,6 +294,17 @@ static int load_csv(loader *L, const char *buf, size_t len)
     }
     if (!o->label_cols)
         label_i = find_col(&r, label_col);
+    if (label_i < 0 && !o->label_cols && !o->label_col && (label_i = find_col(&r, "label")) >= 0)
+        label_col = "label"; /* the common text,label header: one label name per row (or several) */
+    if (label_i == text_i && label_i >= 0) {
+        rc = err_set(KF_EINVAL, "%s:1: the text and the label column are the same column \"%s\"", L->name, label_col);
+        goto done;
+    }
+    if (label_i >= 0 && asprintf(&where, "column %d (\"%s\")", label_i + 1, label_col) < 0) {
+        where = NULL;
+        rc = err_set(KF_ENOMEM, "dataset: out of memory");
+        goto done;
+    }
     if (label_i < 0 && !o->label_cols && o->label_col) {
         rc = err_set(KF_EINVAL, "%s:1: no label column \"%s\" in the header", L->name, label_col);
         goto done;
@@ -292,11 +333,20 @@ static int load_csv(loader *L, const char *buf, size_t len)
                          label_col);
             goto done;
         }
-        for (size_t k = 0; k < n_flags; k++)
+        for (size_t k = 0; k < n_flags; k++) {
+            const char *why = bad_label_name(r.fields[flags[k]], r.lens[flags[k]]);
+            if (why) {
+                char *q = utf8_quote(r.fields[flags[k]], r.lens[flags[k]]);
+                rc = err_set(KF_EINVAL, "%s:1: column %d: label name \"%.80s\" (a 0/1 label column) %s", L->name,
+                             flags[k] + 1, q ? q : "?", why);
+                free(q);
+                goto done;
+            }
             if (!(flag_names[k] = strdup(r.fields[flags[k]]))) {
                 rc = err_set(KF_ENOMEM, "dataset: out of memory");
                 goto done;
             }
+        }
     }
     while ((rc = csv_next(&r)) != 0) {
         if (rc < 0) {
@@ -319,12 +369,12 @@ static int load_csv(loader *L, const char *buf, size_t len)
         }
         bool bad = false;
         if (label_i >= 0) {
-            rc = split_labels(L, r.fields[label_i], r.lens[label_i]);
+            rc = split_labels(L, r.fields[label_i], r.lens[label_i], r.row_line, where);
         } else {
             for (size_t k = 0; rc == 0 && k < n_flags && !bad; k++) {
                 const char *v = r.fields[flags[k]];
                 if (strcmp(v, "1") == 0)
-                    rc = row_label(L, flag_names[k], strlen(flag_names[k]));
+                    rc = row_label(L, flag_names[k], strlen(flag_names[k]), r.row_line, "header");
                 else if (strcmp(v, "0") != 0) {
                     bad = true;
                     rc = bad_row(L, r.row_line, "column \"%s\": expected 0 or 1, found \"%.40s\"",
@@ -332,12 +382,15 @@ static int load_csv(loader *L, const char *buf, size_t len)
                 }
             }
         }
+        if (rc == 1) /* a bad label, skipped */
+            rc = 0, bad = true;
         if (rc == 0 && !bad)
             rc = add_example(L, r.fields[text_i], r.lens[text_i], r.row_line);
         if (rc)
             goto done;
     }
 done:
+    free(where);
     if (flag_names)
         for (size_t k = 0; k < n_flags; k++)
             free(flag_names[k]);
@@ -352,6 +405,7 @@ static int load_jsonl(loader *L, const char *buf, size_t len)
     const char *key_text = L->o->text_col ? L->o->text_col : "text";
     const char *key_labels = L->o->label_col ? L->o->label_col : "labels";
     int rc = 0;
+    char where[96];
     long line = 0;
     size_t pos = len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
     while (rc == 0 && pos < len) {
@@ -367,6 +421,9 @@ static int load_jsonl(loader *L, const char *buf, size_t len)
         json_t *obj = json_loadb(buf + a, end - a, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         json_t *text = obj ? json_object_get(obj, key_text) : NULL;
         json_t *labels = obj ? json_object_get(obj, key_labels) : NULL;
+        const char *key = key_labels;
+        if (!labels && obj && !L->o->label_col && (labels = json_object_get(obj, "label")))
+            key = "label"; /* {"text": ..., "label": "spam"} */
         L->n_row = 0;
         if (!obj)
             rc = bad_row(L, line, "invalid JSON at column %d: %s", jerr.column, jerr.text);
@@ -375,23 +432,30 @@ static int load_jsonl(loader *L, const char *buf, size_t len)
         else if (!json_is_string(text))
             rc = bad_row(L, line, "\"%s\" missing or not a string", key_text);
         else if (labels && !json_is_string(labels) && !json_is_array(labels))
-            rc = bad_row(L, line, "\"%s\" must be an array of strings or a string", key_labels);
+            rc = bad_row(L, line, "\"%s\" must be an array of strings or a string", key);
         else {
             bool bad = false;
+            snprintf(where, sizeof where, "key \"%.60s\"", key);
             if (json_is_string(labels))
-                rc = split_labels(L, json_string_value(labels), json_string_length(labels));
+                rc = split_labels(L, json_string_value(labels), json_string_length(labels), line, where);
             size_t i;
             json_t *v;
             json_array_foreach(labels, i, v) {
                 if (rc || bad)
                     break;
+                snprintf(where, sizeof where, "key \"%.60s\"[%zu]", key, i);
                 if (!json_is_string(v)) {
                     bad = true;
-                    rc = bad_row(L, line, "\"%s\"[%zu] is not a string", key_labels, i);
+                    rc = bad_row(L, line, "%s is not a string", where);
+                } else if (json_string_length(v) == 0) { /* an explicit "" is no label name */
+                    bad = true;
+                    rc = bad_row(L, line, "%s: label \"\" is empty", where);
                 } else {
-                    rc = row_label(L, json_string_value(v), json_string_length(v));
+                    rc = row_label(L, json_string_value(v), json_string_length(v), line, where);
                 }
             }
+            if (rc == 1) /* a bad label, skipped */
+                rc = 0, bad = true;
             if (rc == 0 && !bad)
                 rc = add_example(L, json_string_value(text), json_string_length(text), line);
         }
@@ -489,12 +553,20 @@ int ds_load(ds_dataset *out, const char *path, const ds_opts *opts)
     return rc;
 }
 
-int ds_relabel(ds_dataset *d, char *const *names, size_t n, size_t *dropped)
+void ds_unseen_dispose(ds_unseen *u)
 {
-    size_t drop = 0;
+    if (!u)
+        return;
+    free_names(u->names, u->n_names);
+    memset(u, 0, sizeof *u);
+}
+
+int ds_relabel(ds_dataset *d, char *const *names, size_t n, ds_unseen *unseen)
+{
     char **copy = calloc(n ? n : 1, sizeof *copy);
     int64_t *map = malloc((d->n_label_names ? d->n_label_names : 1) * sizeof *map);
     int rc = 0;
+    ds_unseen u = {0};
     if (!copy || !map) {
         rc = err_set(KF_ENOMEM, "dataset: out of memory");
         goto done;
@@ -510,30 +582,67 @@ int ds_relabel(ds_dataset *d, char *const *names, size_t n, size_t *dropped)
             if (strcmp(d->label_names[i], names[k]) == 0)
                 map[i] = (int64_t)k;
     }
+    /* unseen names in the order of first use, so the first few reported are the ones met first */
     for (size_t i = 0; i < d->n; i++) {
         ds_example *e = &d->ex[i];
-        size_t u = 0;
+        size_t kept = 0;
+        bool any = false;
         for (size_t k = 0; k < e->n_labels; k++) {
-            if (map[e->labels[k]] < 0)
-                drop++;
-            else
-                e->labels[u++] = (uint32_t)map[e->labels[k]];
+            uint32_t id = e->labels[k];
+            if (map[id] >= 0) {
+                e->labels[kept++] = (uint32_t)map[id];
+                continue;
+            }
+            any = true;
+            u.labels++;
+            if (map[id] == -1) { /* first use of this unseen name */
+                map[id] = -2;
+                char **v = realloc(u.names, (u.n_names + 1) * sizeof *v);
+                if (!v || !(v[u.n_names] = strdup(d->label_names[id]))) {
+                    if (v)
+                        u.names = v;
+                    rc = err_set(KF_ENOMEM, "dataset: out of memory");
+                    goto done;
+                }
+                u.names = v;
+                u.n_names++;
+            }
         }
-        e->n_labels = u;
-        if (u > 1)
-            qsort(e->labels, u, sizeof *e->labels, cmp_u32);
+        e->n_labels = kept;
+        u.rows += any;
+        if (kept > 1)
+            qsort(e->labels, kept, sizeof *e->labels, cmp_u32);
     }
     free_names(d->label_names, d->n_label_names);
     d->label_names = copy;
     d->n_label_names = n;
     copy = NULL;
-    if (dropped)
-        *dropped = drop;
+    if (unseen) {
+        *unseen = u;
+        memset(&u, 0, sizeof u);
+    }
 done:
     if (copy)
         free_names(copy, n);
+    ds_unseen_dispose(&u);
     free(map);
     return rc;
+}
+
+size_t ds_drop_unlabelled(ds_dataset *d)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->ex[i].n_labels == 0) {
+            free(d->ex[i].text);
+            free(d->ex[i].labels);
+            continue;
+        }
+        d->ex[kept++] = d->ex[i];
+    }
+    size_t dropped = d->n - kept;
+    d->n = kept;
+    return dropped;
 }
 
 uint64_t ds_hash(const char *s, size_t len, uint64_t seed)

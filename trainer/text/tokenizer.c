@@ -201,9 +201,11 @@ int tok_words(tok_list *out, const char *text, size_t len, tok_lang lang)
 {
     uc_str s = {0};
     int rc = uc_decode(&s, text, len);
+    /* NUL (tokens are C strings) and the other control characters that are not whitespace (C0,
+     * DEL, C1: a vocabulary file cannot hold them) become U+FFFD, like invalid bytes */
     for (size_t i = 0; rc == 0 && i < s.n; i++)
-        if (s.v[i] == 0)
-            s.v[i] = 0xfffd;   /* tokens are C strings */
+        if ((s.v[i] < 0x20 || (s.v[i] >= 0x7f && s.v[i] < 0xa0)) && !uc_is_space(s.v[i]))
+            s.v[i] = 0xfffd;
     if (rc == 0)
         rc = words(out, s.v, s.n, lang);
     uc_str_dispose(&s);

@@ -20,8 +20,9 @@ typedef enum { TOK_LANG_GENERIC = 0, TOK_LANG_EN, TOK_LANG_FR } tok_lang;
  * an empty or malformed code. */
 int tok_lang_parse(tok_lang *out, const char *code);
 
-/* Splits text[0..len) into words, appending to *out (no rules applied). Invalid UTF-8 and NUL
- * bytes become U+FFFD. 0 or KF_ENOMEM. */
+/* Splits text[0..len) into words, appending to *out (no rules applied). Invalid UTF-8, NUL and
+ * the control characters that are not whitespace (C0, DEL, C1) become U+FFFD, so every token is
+ * one a vocabulary file can hold. 0 or KF_ENOMEM. */
 int tok_words(tok_list *out, const char *text, size_t len, tok_lang lang);
 
 /* The whole pipeline: tok_rules_apply, tok_words, tok_replace_space. Appends to *out; the first

@@ -157,8 +157,7 @@ void vocab_free(vocab *v)
     free(v);
 }
 
-/* Checks one token; returns a reason or NULL. */
-static const char *bad_token(const char *t)
+const char *vocab_token_problem(const char *t)
 {
     const unsigned char *s = (const unsigned char *)t;
     size_t len = strlen(t);
@@ -208,7 +207,7 @@ static int vocab_adopt(vocab **out, char **toks, size_t n, const char *name, con
         }
     rc = index_grow(&v->ix, toks, 0, n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *why = bad_token(toks[i]);
+        const char *why = vocab_token_problem(toks[i]);
         if (why) {
             rc = err_set(KF_EINVAL, "%s:%ld: %s", name, LINE(i), why);
             break;

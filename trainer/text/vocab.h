@@ -51,6 +51,9 @@ void vocab_encode(int32_t *ids, const vocab *v, const tok_list *toks);
 /* Same, allocating: *ids (caller frees with free) and *n. 0 or KF_ENOMEM. */
 int vocab_numericalize(int32_t **ids, size_t *n, const vocab *v, const tok_list *toks);
 
+/* Why tok cannot be a vocabulary entry ("control character in token", ...), or NULL. */
+const char *vocab_token_problem(const char *tok);
+
 /* Vocab files. Errors: KF_EIO (open/read/write, with path), KF_EINVAL (content, path:line). */
 int vocab_read(vocab **out, const char *path);
 int vocab_parse(vocab **out, const char *buf, size_t len, const char *name);

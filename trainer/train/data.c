@@ -1,6 +1,8 @@
 /* data: tokenised, numericalised training data and its batches. See data.h. */
 #include "data.h"
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,7 @@ void data_dispose(data_set *d)
     docs_dispose(&d->lm_valid);
     free(d->train_y);
     free(d->valid_y);
+    ds_unseen_dispose(&d->valid_unseen);
     memset(d, 0, sizeof *d);
 }
 
@@ -70,7 +73,10 @@ static void tok_docs_dispose(tok_docs *t)
     memset(t, 0, sizeof *t);
 }
 
-static int tokenize_all(tok_docs *out, char *const *texts, size_t n, tok_lang lang)
+/* Tokenises texts[0..n) from path (lines[i]: where text i starts, for messages). Every token must
+ * be one a vocabulary can hold (the tokenizer makes sure of it; a failure names the row). */
+static int tokenize_all(tok_docs *out, char *const *texts, size_t n, tok_lang lang, const char *path,
+                        const long *lines)
 {
     out->v = calloc(n ? n : 1, sizeof *out->v);
     if (!out->v)
@@ -78,9 +84,16 @@ static int tokenize_all(tok_docs *out, char *const *texts, size_t n, tok_lang la
     for (size_t i = 0; i < n; i++) {
         tok_list_init(&out->v[i]);
         out->n = i + 1;
+        long line = lines ? lines[i] : (long)i + 1;
         int rc = tok_text(&out->v[i], texts[i], strlen(texts[i]), lang);
         if (rc < 0)
-            return err_wrap(rc, "tokenising text %zu", i);
+            return err_wrap(rc, "%s:%ld: tokenising the text", path, line);
+        for (size_t k = 0; k < out->v[i].n; k++) {
+            const char *why = vocab_token_problem(out->v[i].v[k]);
+            if (why)
+                return err_set(KF_EINVAL, "%s:%ld: token %zu of the text cannot go into a vocabulary (%s)", path,
+                               line, k, why);
+        }
     }
     return 0;
 }
@@ -105,6 +118,26 @@ static char **texts_of(const ds_dataset *d)
     for (size_t i = 0; t && i < d->n; i++)
         t[i] = d->ex[i].text;
     return t;
+}
+
+static long *lines_of(const ds_dataset *d)
+{
+    long *l = calloc(d->n ? d->n : 1, sizeof *l);
+    for (size_t i = 0; l && i < d->n; i++)
+        l[i] = d->ex[i].line;
+    return l;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+bool data_is_table(const char *path)
+{
+    return ends_with(path, ".csv") || ends_with(path, ".jsonl") || ends_with(path, ".ndjson") ||
+           ends_with(path, ".json");
 }
 
 static int targets_of(float **out, const ds_dataset *d, size_t L, int multi)
@@ -135,12 +168,14 @@ static int check_single(const ds_dataset *d, const char *path)
 
 /* Reads corpus.txt: one document per non-empty line (LF or CRLF; a UTF-8 byte-order mark is
  * skipped; NUL bytes become U+FFFD as in the labelled files). */
-static int read_lines(char ***out, size_t *n, const char *path)
+static int read_lines(char ***out, long **lines, size_t *n, const char *path)
 {
     char *buf = NULL, **v = NULL;
+    long *ln = NULL, line = 0;
     size_t len = 0, cap = 0, k = 0;
     int rc = file_read_all(&buf, &len, path);
     *out = NULL;
+    *lines = NULL;
     *n = 0;
     if (rc < 0)
         return rc;
@@ -148,19 +183,24 @@ static int read_lines(char ***out, size_t *n, const char *path)
     while (pos < len) {
         const char *nl = memchr(buf + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - buf) : len, e = end;
+        line++;
         while (e > pos && buf[e - 1] == '\r')
             e--;
         if (e > pos) {
             if (k == cap) {
                 size_t nc = cap ? 2 * cap : 256;
                 char **nv = nc <= SIZE_MAX / sizeof *nv ? realloc(v, nc * sizeof *nv) : NULL;
-                if (!nv) {
+                long *nl2 = nv && nc <= SIZE_MAX / sizeof *nl2 ? realloc(ln, nc * sizeof *nl2) : NULL;
+                if (nv)
+                    v = nv;
+                if (!nv || !nl2) {
                     rc = err_set(KF_ENOMEM, "out of memory");
                     goto done;
                 }
-                v = nv;
+                ln = nl2;
                 cap = nc;
             }
+            ln[k] = line;
             if (!(v[k] = ds_text_copy(buf + pos, e - pos))) {
                 rc = err_set(KF_ENOMEM, "out of memory");
                 goto done;
@@ -172,7 +212,78 @@ static int read_lines(char ***out, size_t *n, const char *path)
 done:
     free(buf);
     *out = v;
+    *lines = ln;
     *n = k;
+    return rc;
+}
+
+/* Unlabelled texts: a CSV / JSON-lines file (by its name; the text column or key, labels not
+ * needed and ignored) or plain text, one document per line. */
+static int read_corpus(char ***out, long **lines, size_t *n, const char *path, const data_options *o)
+{
+    if (!data_is_table(path))
+        return read_lines(out, lines, n, path);
+    ds_dataset d = {0};
+    ds_opts dso = {.skip_bad_rows = o->skip_bad_rows, .allow_unlabelled = true, .text_col = o->text_col,
+                   .label_col = o->label_col, .label_sep = o->label_sep};
+    *out = NULL;
+    *lines = NULL;
+    *n = 0;
+    int rc = ds_load(&d, path, &dso);
+    if (rc < 0)
+        return rc;
+    if (!(*out = texts_of(&d)) || !(*lines = lines_of(&d))) {
+        free(*out);
+        *out = NULL;
+        ds_dispose(&d);
+        return err_set(KF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < d.n; i++)
+        d.ex[i].text = NULL; /* the texts move to *out */
+    *n = d.n;
+    ds_dispose(&d);
+    return 0;
+}
+
+/* Labels of the labelled file a validation set was mapped from that the label space lacks:
+ * single-label rows left without a label are dropped (they cannot be scored); multi-label rows
+ * keep their other labels (an unseen label is ignored). Counted in d, logged once. */
+static void note_unseen(data_set *d, ds_dataset *valid, const char *path)
+{
+    if (!d->multi_label)
+        d->valid_dropped_rows = ds_drop_unlabelled(valid);
+    if (!d->valid_unseen.rows)
+        return;
+    json_t *names = json_array();
+    for (size_t i = 0; names && i < d->valid_unseen.n_names && i < DATA_UNSEEN_SHOWN; i++)
+        json_array_append_new(names, json_string(d->valid_unseen.names[i]));
+    log_warn("data", "validation labels unseen in training", "{s:s,s:I,s:I,s:I,s:o}", "file", path, "rows",
+             (json_int_t)d->valid_unseen.rows, "droppedRows", (json_int_t)d->valid_dropped_rows, "distinctLabels",
+             (json_int_t)d->valid_unseen.n_names, "labels", names);
+}
+
+static int copy_labels(data_set *out, const ds_dataset *src)
+{
+    out->n_labels = src->n_label_names;
+    if (!out->n_labels)
+        return 0;
+    if (!(out->labels = calloc(out->n_labels, sizeof *out->labels)))
+        return err_set(KF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < out->n_labels; i++)
+        if (!(out->labels[i] = strdup(src->label_names[i])))
+            return err_set(KF_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int copy_vocab(vocab **out, const vocab *v)
+{
+    const char **toks = malloc(vocab_size(v) * sizeof *toks);
+    if (!toks)
+        return err_set(KF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < vocab_size(v); i++)
+        toks[i] = vocab_token(v, (int32_t)i);
+    int rc = vocab_from_tokens(out, toks, vocab_size(v), "vocab");
+    free(toks);
     return rc;
 }
 
@@ -182,14 +293,17 @@ int data_load(data_set *out, const data_options *o)
     ds_dataset all = {0}, train = {0}, valid = {0};
     tok_docs t_train = {0}, t_valid = {0}, t_corpus = {0};
     char **corpus = NULL, **texts = NULL;
+    long *lines = NULL, *corpus_lines = NULL;
     size_t n_corpus = 0;
     vocab_counter *cnt = NULL;
+    const char *corpus_name = o->corpus_path;
     memset(out, 0, sizeof *out);
-    ds_opts dso = {.skip_bad_rows = o->skip_bad_rows, .allow_unlabelled = o->lm_only};
+    ds_opts dso = {.skip_bad_rows = o->skip_bad_rows, .allow_unlabelled = o->lm_only, .text_col = o->text_col,
+                   .label_col = o->label_col, .label_sep = o->label_sep};
 
     if ((rc = tok_lang_parse(&out->lang, o->lang)) < 0)
         goto done;
-    if (o->lm_only && !strstr(o->train_path, ".csv") && !strstr(o->train_path, ".json")) {
+    if (o->lm_only && !data_is_table(o->train_path)) {
         /* plain-text corpus as the only input */
     } else if ((rc = ds_load(&all, o->train_path, &dso)) < 0) {
         goto done;
@@ -199,64 +313,59 @@ int data_load(data_set *out, const data_options *o)
         if ((rc = ds_load(&valid, o->valid_path, &dso)) < 0)
             goto done;
         out->skipped_rows += valid.skipped;
-        if ((rc = ds_relabel(&valid, all.label_names, all.n_label_names, &out->dropped_valid_labels)) < 0)
+        if ((rc = ds_relabel(&valid, all.label_names, all.n_label_names, &out->valid_unseen)) < 0)
             goto done;
         train = all;
         memset(&all, 0, sizeof all);
     } else if ((rc = ds_split(&train, &valid, &all, o->valid_frac > 0 ? o->valid_frac : 0.2, o->seed)) < 0) {
         goto done;
     }
+    const char *valid_name = o->valid_path ? o->valid_path : o->train_path;
+    out->multi_label = o->label_mode == 1 || (o->label_mode == 0 && !ds_single_label(&train));
+    if (!o->lm_only)
+        note_unseen(out, &valid, valid_name);
     if (!o->lm_only && (train.n == 0 || valid.n == 0)) {
-        rc = err_set(KF_EINVAL, "%s: %zu training and %zu validation examples; need at least one of each",
-                     o->train_path, train.n, valid.n);
+        rc = valid.n == 0 && out->valid_dropped_rows
+                 ? err_set(KF_EINVAL, "%s: no validation example left: all %zu name only labels that %s does not have",
+                           valid_name, out->valid_dropped_rows, o->train_path)
+                 : err_set(KF_EINVAL, "%s: %zu training and %zu validation examples; need at least one of each",
+                           o->train_path, train.n, valid.n);
         goto done;
     }
-    out->n_labels = train.n_label_names;
-    out->multi_label = o->label_mode == 1 || (o->label_mode == 0 && !ds_single_label(&train));
     if (!o->lm_only && o->label_mode == 2 && (rc = check_single(&train, o->train_path)) == 0)
-        rc = check_single(&valid, o->valid_path ? o->valid_path : o->train_path);
+        rc = check_single(&valid, valid_name);
     if (rc < 0)
+        goto done;
+    if ((rc = copy_labels(out, &train)) < 0)
         goto done;
     if (!o->lm_only && out->n_labels < 2 && !out->multi_label) {
         rc = err_set(KF_EINVAL, "%s: only %zu distinct label(s); a classifier needs at least 2", o->train_path,
                      out->n_labels);
         goto done;
     }
-    if (out->n_labels) {
-        if (!(out->labels = calloc(out->n_labels, sizeof *out->labels))) {
-            rc = err_set(KF_ENOMEM, "out of memory");
+    if (o->corpus_path && (rc = read_corpus(&corpus, &corpus_lines, &n_corpus, o->corpus_path, o)) < 0)
+        goto done;
+    if (o->lm_only && train.n == 0 && n_corpus == 0) {
+        corpus_name = o->train_path;
+        if ((rc = read_lines(&corpus, &corpus_lines, &n_corpus, o->train_path)) < 0)
             goto done;
-        }
-        for (size_t i = 0; i < out->n_labels; i++)
-            if (!(out->labels[i] = strdup(train.label_names[i]))) {
-                rc = err_set(KF_ENOMEM, "out of memory");
-                goto done;
-            }
     }
-    if (o->corpus_path && (rc = read_lines(&corpus, &n_corpus, o->corpus_path)) < 0)
-        goto done;
-    if (o->lm_only && train.n == 0 && n_corpus == 0 && (rc = read_lines(&corpus, &n_corpus, o->train_path)) < 0)
-        goto done;
 
-    if (!(texts = texts_of(&train)) || (rc = tokenize_all(&t_train, texts, train.n, out->lang)) < 0)
+    if (!(texts = texts_of(&train)) || !(lines = lines_of(&train)) ||
+        (rc = tokenize_all(&t_train, texts, train.n, out->lang, o->train_path, lines)) < 0)
         goto nomem_or_rc;
     free(texts);
-    if (!(texts = texts_of(&valid)) || (rc = tokenize_all(&t_valid, texts, valid.n, out->lang)) < 0)
+    free(lines);
+    lines = NULL;
+    if (!(texts = texts_of(&valid)) || !(lines = lines_of(&valid)) ||
+        (rc = tokenize_all(&t_valid, texts, valid.n, out->lang, valid_name, lines)) < 0)
         goto nomem_or_rc;
-    if ((rc = tokenize_all(&t_corpus, corpus, n_corpus, out->lang)) < 0)
+    if ((rc = tokenize_all(&t_corpus, corpus, n_corpus, out->lang, corpus_name ? corpus_name : "corpus",
+                           corpus_lines)) < 0)
         goto done;
 
     if (o->vocab) {
-        const char **toks = malloc(vocab_size(o->vocab) * sizeof *toks);
-        if (!toks) {
-            rc = err_set(KF_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < vocab_size(o->vocab); i++)
-            toks[i] = vocab_token(o->vocab, (int32_t)i);
-        rc = vocab_from_tokens(&out->vocab, toks, vocab_size(o->vocab), "vocab");
-        free(toks);
-        if (rc < 0)
+        if ((rc = copy_vocab(&out->vocab, o->vocab)) < 0)
             goto done;
     } else {
         if (!(cnt = vocab_counter_new())) {
@@ -324,9 +433,11 @@ nomem_or_rc:
         rc = err_set(KF_ENOMEM, "out of memory");
 done:
     free(texts);
+    free(lines);
     for (size_t i = 0; i < n_corpus; i++)
         free(corpus[i]);
     free(corpus);
+    free(corpus_lines);
     tok_docs_dispose(&t_train);
     tok_docs_dispose(&t_valid);
     tok_docs_dispose(&t_corpus);
@@ -334,6 +445,48 @@ done:
     ds_dispose(&all);
     ds_dispose(&train);
     ds_dispose(&valid);
+    if (rc < 0)
+        data_dispose(out);
+    return rc;
+}
+
+int data_load_eval(data_set *out, const data_options *o, char *const *labels, size_t n_labels, int multi_label)
+{
+    int rc = 0;
+    ds_dataset d = {0};
+    tok_docs t = {0};
+    char **texts = NULL;
+    long *lines = NULL;
+    memset(out, 0, sizeof *out);
+    ds_opts dso = {.skip_bad_rows = o->skip_bad_rows, .text_col = o->text_col, .label_col = o->label_col,
+                   .label_sep = o->label_sep};
+    out->multi_label = multi_label;
+    if ((rc = tok_lang_parse(&out->lang, o->lang)) < 0 || (rc = ds_load(&d, o->valid_path, &dso)) < 0)
+        goto done;
+    out->skipped_rows = d.skipped;
+    if ((rc = ds_relabel(&d, labels, n_labels, &out->valid_unseen)) < 0)
+        goto done;
+    note_unseen(out, &d, o->valid_path);
+    if (d.n == 0) {
+        rc = err_set(KF_EINVAL, "%s: no example left to evaluate: all %zu name only labels the model does not have",
+                     o->valid_path, out->valid_dropped_rows);
+        goto done;
+    }
+    if ((rc = copy_labels(out, &d)) < 0 || (rc = copy_vocab(&out->vocab, o->vocab)) < 0)
+        goto done;
+    if (!(texts = texts_of(&d)) || !(lines = lines_of(&d))) {
+        rc = err_set(KF_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = tokenize_all(&t, texts, d.n, out->lang, o->valid_path, lines)) < 0 ||
+        (rc = numericalize_all(&out->valid, &t, out->vocab)) < 0 ||
+        (rc = targets_of(&out->valid_y, &d, out->n_labels ? out->n_labels : 1, multi_label)) < 0)
+        goto done;
+done:
+    free(texts);
+    free(lines);
+    tok_docs_dispose(&t);
+    ds_dispose(&d);
     if (rc < 0)
         data_dispose(out);
     return rc;

@@ -8,9 +8,11 @@
 #ifndef KUBEFIT_DATA_H
 #define KUBEFIT_DATA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dataset.h"
 #include "tokenizer.h"
 #include "vocab.h"
 
@@ -33,10 +35,20 @@ typedef struct {
     data_docs train, valid;  /* classifier */
     float *train_y, *valid_y; /* multi-label: [n, L] 0/1; single-label: [n] class index */
     data_docs lm_train, lm_valid;
-    size_t skipped_rows, dropped_valid_labels;
+    size_t skipped_rows;
+    /* Validation labels the label space lacks (a valid file's labels that train never has; in
+     * evaluate, labels the model lacks): ignored in multi-label rows; single-label rows left
+     * without a label are dropped (valid_dropped_rows). Reported in metrics.json. */
+    ds_unseen valid_unseen;
+    size_t valid_dropped_rows;
 } data_set;
 
+/* How many unseen label names metrics.json and the log show (the count is always whole). */
+#define DATA_UNSEEN_SHOWN 10
+
 typedef struct {
+    /* Files: CSV or JSON lines by their name (.csv / .jsonl, .ndjson, .json: dataset.h); the
+     * corpus likewise, or plain text (one document per line) under any other name. */
     const char *train_path;   /* required (local file) */
     const char *valid_path;   /* NULL: seeded split of train */
     const char *corpus_path;  /* NULL: none; one document per line */
@@ -50,12 +62,20 @@ typedef struct {
     int lm_only;              /* pretrain: labels not needed (train file may be the corpus) */
     int label_mode;           /* 0: infer (a row with != 1 label -> multi); 1: multi; 2: single
                                * (KF_EINVAL naming the first row that has != 1 label) */
+    const char *text_col, *label_col; /* NULL: dataset.h's defaults */
+    char label_sep;           /* 0: ';' */
 } data_options;
 
 /* Loads, splits, tokenises, builds the vocabulary and numericalises. KF_EINVAL names the file
  * and line of bad input. Caller disposes with data_dispose. */
 int data_load(data_set *out, const data_options *o);
 void data_dispose(data_set *d);
+/* evaluate: o->valid_path's labelled texts in a trained model's label space (labels[0..n), its
+ * mode) and vocabulary (o->vocab, required), into out->valid / out->valid_y; unseen labels as in
+ * data_load. */
+int data_load_eval(data_set *out, const data_options *o, char *const *labels, size_t n_labels, int multi_label);
+/* true for names the data loaders read as a table (.csv, .jsonl, .ndjson, .json). */
+bool data_is_table(const char *path);
 /* Tokenises and numericalises one text (predict). Caller frees *ids. */
 int data_encode(int32_t **ids, size_t *n, const vocab *v, tok_lang lang, const char *text);
 
