@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Test servers and CLIs built from pinned Go modules (the Go module proxy), one wrapper module per
-# tool under hack/go/: etcd + etcdctl, kube-apiserver, helm, fake-gcs-server -> $KUBEFIT_TOOLS/bin.
+# tool under hack/go/: etcd + etcdctl, kube-apiserver, helm, fake-gcs-server, and the components
+# hack/dev-cluster runs besides them (kubelet, kube-proxy, kube-scheduler, kube-controller-manager:
+# hack/go/kube-node) -> $KUBEFIT_TOOLS/bin.
 # Each tool has its own stamp (hash of its wrapper module + the build flags); a warm run is instant.
 # Cold builds take minutes each on 2 cores; the module cache stays in the default place
 # (~/go/pkg/mod) and the build cache in ~/.cache/go-build, so a rebuild is much faster.
@@ -9,7 +11,7 @@ source "$(dirname "$0")/../lib.sh"
 gomods="$KUBEFIT_ROOT/hack/go"
 bin="$KUBEFIT_TOOLS/bin"
 
-KUBE_VERSION=v1.37.2   # must match the k8s.io/kubernetes require in hack/go/kube-apiserver/go.mod
+KUBE_VERSION=v1.37.2   # must match the k8s.io/kubernetes require in hack/go/kube-{apiserver,node}/go.mod
 HELM_VERSION=v3.19.5   # must match hack/go/helm/go.mod
 
 kube_ldflags() {
@@ -58,3 +60,7 @@ build_tool etcd etcd "-s -w" etcd=. etcdctl=go.etcd.io/etcd/etcdctl/v3
 build_tool kube-apiserver kube-apiserver "$(kube_ldflags)" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver
 build_tool helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm
 build_tool fake-gcs-server fake-gcs-server "-s -w" fake-gcs-server=github.com/fsouza/fake-gcs-server
+# After kube-apiserver: most of their packages are then in the build cache.
+build_tool kube-node kube-node "$(kube_ldflags)" kubelet=k8s.io/kubernetes/cmd/kubelet \
+  kube-proxy=k8s.io/kubernetes/cmd/kube-proxy kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+  kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager
