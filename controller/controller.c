@@ -262,8 +262,7 @@ static int sync_key(controller *c, const char *key, double *requeue)
         err_set(rc, "%s: status kept conflicting", key);
     if (rc == KF_OK && job) {
         const char *phase = json_string_value(json_object_get(json_object_get(job, "status"), "phase"));
-        int finished = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
-        if (!finished && (*requeue == 0 || *requeue > c->opt.resync_s))
+        if (!reconcile_phase_finished(phase) && (*requeue == 0 || *requeue > c->opt.resync_s))
             *requeue = c->opt.resync_s;
     }
     json_decref(job);

@@ -170,3 +170,26 @@ double cron_next(const cron_schedule *s, double t)
     }
     return -1;
 }
+
+double cron_next_in(const cron_schedule *s, double t, const tz_zone *z)
+{
+    if (!z)
+        return cron_next(s, t);
+    double local = t + tz_offset(z, (int64_t)floor(t));
+    for (int guard = 0; guard < 10000; guard++) {
+        double m = cron_next(s, local); /* the next matching wall-clock time, as if it were UTC */
+        if (m < 0)
+            return -1;
+        /* The instants u whose wall clock reads m: u = m - offset, for the offsets around m. */
+        double best = -1;
+        for (int k = -1; k <= 1; k++) {
+            double u = m - tz_offset(z, (int64_t)m + k * 86400);
+            if (u > t && u + tz_offset(z, (int64_t)u) == m && (best < 0 || u < best))
+                best = u;
+        }
+        if (best >= 0)
+            return best;
+        local = m; /* skipped by a daylight-saving jump: look further */
+    }
+    return -1;
+}

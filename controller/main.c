@@ -32,13 +32,15 @@ static const char USAGE[] =
     "  --progress-url URL         base URL trainers POST progress to (e.g. http://kubefit.kubefit-system:8080)\n"
     "  --retry-backoff S          first retry delay of a failed attempt (default 10), doubling\n"
     "  --retry-backoff-max S      (default 600)\n"
+    "  --pod-start-timeout S      a trainer container that cannot start (image pull, config) fails\n"
+    "                             the run after this long (default 300)\n"
     "  --resync S                 re-reconcile unfinished jobs this often (default 60)\n"
     "  --watch-timeout S          server-side watch timeout (default 300)\n";
 
 enum {
     OPT_KUBECONFIG = 256, OPT_CONTEXT, OPT_NAMESPACE, OPT_WORKERS, OPT_LISTEN, OPT_PORT_FILE, OPT_LEADER_ELECT,
     OPT_LEASE_NS, OPT_LEASE_NAME, OPT_IDENTITY, OPT_LEASE_DURATION, OPT_RENEW_DEADLINE, OPT_RETRY_PERIOD,
-    OPT_IMAGE, OPT_PROGRESS_URL, OPT_BACKOFF, OPT_BACKOFF_MAX, OPT_RESYNC, OPT_WATCH_TIMEOUT, OPT_HELP,
+    OPT_IMAGE, OPT_PROGRESS_URL, OPT_BACKOFF, OPT_BACKOFF_MAX, OPT_POD_START, OPT_RESYNC, OPT_WATCH_TIMEOUT, OPT_HELP,
 };
 
 static int parse_double(const char *flag, const char *v, double *out)
@@ -61,6 +63,7 @@ int main(int argc, char **argv)
     const char *port_file = NULL, *lease_ns = getenv("POD_NAMESPACE"), *lease_name = "kubefit-controller";
     const char *identity = NULL, *image = NULL, *progress_url = NULL;
     double workers = 2, lease_s = 15, renew_s = 10, retry_s = 2, backoff = 10, backoff_max = 600, resync = 60;
+    double pod_start = 300;
     double watch_timeout = 300;
     int leader_elect = 1;
     static const struct option opts[] = {
@@ -73,7 +76,8 @@ int main(int argc, char **argv)
         {"renew-deadline", required_argument, 0, OPT_RENEW_DEADLINE},
         {"retry-period", required_argument, 0, OPT_RETRY_PERIOD}, {"default-image", required_argument, 0, OPT_IMAGE},
         {"progress-url", required_argument, 0, OPT_PROGRESS_URL}, {"retry-backoff", required_argument, 0, OPT_BACKOFF},
-        {"retry-backoff-max", required_argument, 0, OPT_BACKOFF_MAX}, {"resync", required_argument, 0, OPT_RESYNC},
+        {"retry-backoff-max", required_argument, 0, OPT_BACKOFF_MAX},
+        {"pod-start-timeout", required_argument, 0, OPT_POD_START}, {"resync", required_argument, 0, OPT_RESYNC},
         {"watch-timeout", required_argument, 0, OPT_WATCH_TIMEOUT}, {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
@@ -106,6 +110,7 @@ int main(int argc, char **argv)
         case OPT_PROGRESS_URL: progress_url = optarg; break;
         case OPT_BACKOFF: bad |= parse_double("--retry-backoff", optarg, &backoff); break;
         case OPT_BACKOFF_MAX: bad |= parse_double("--retry-backoff-max", optarg, &backoff_max); break;
+        case OPT_POD_START: bad |= parse_double("--pod-start-timeout", optarg, &pod_start); break;
         case OPT_RESYNC: bad |= parse_double("--resync", optarg, &resync); break;
         case OPT_WATCH_TIMEOUT: bad |= parse_double("--watch-timeout", optarg, &watch_timeout); break;
         case OPT_HELP: fputs(USAGE, stdout); return 0;
@@ -152,7 +157,7 @@ int main(int argc, char **argv)
         .kube = kube, .watch_namespace = watch_ns, .workers = (int)workers, .resync_s = resync,
         .watch_timeout_s = (long)watch_timeout,
         .reconcile = {.default_image = image, .progress_base_url = progress_url, .backoff_base_s = backoff,
-                      .backoff_max_s = backoff_max},
+                      .backoff_max_s = backoff_max, .pod_start_timeout_s = pod_start},
     };
     if (!(ctl = controller_new(&co)) || !(srv = server_new(ctl, host, port))) {
         log_error("main", "cannot start", "{s:s}", "error", err_msg());

@@ -1,14 +1,19 @@
-/* podspec: the Pod one attempt of a TrainingJob run needs (part of reconcile). */
-#include "reconcile.h"
+/* podspec: the Pod one attempt of a TrainingJob run needs (part of reconcile). See podspec.h. */
+#include "podspec.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cron.h"
+#include "err.h"
+
 #define DEFAULT_IMAGE "ghcr.io/kubefit/kubefit-trainer:latest"
-#define TERMINATION_LOG "/dev/termination-log"
+/* Pod activeDeadlineSeconds is int64, but the CRD caps the job's at int32 like batch/v1 Job. */
+#define DEADLINE_MAX 2147483647.0
 
 /* Spec fields that do not change what a run computes. */
 static const char *const NON_RUN_FIELDS[] = {
@@ -60,101 +65,232 @@ static char *scalar_text(const json_t *v)
     return NULL;
 }
 
-static void add_flag(json_t *args, const char *flag, const json_t *v)
+/* The value at a dotted path below the job ("spec.model.embSize"), or NULL. */
+static const json_t *field_at(const json_t *job, const char *path)
 {
-    char *t = scalar_text(v);
-    if (!t)
-        return;
-    json_array_append_new(args, json_string(flag));
-    json_array_append_new(args, json_string(t));
-    free(t);
+    const json_t *v = job;
+    char key[64];
+    while (v && *path) {
+        size_t n = strcspn(path, ".");
+        if (n >= sizeof key)
+            return NULL;
+        memcpy(key, path, n);
+        key[n] = 0;
+        v = json_object_get(v, key);
+        path += n + (path[n] == '.');
+    }
+    return json_is_null(v) ? NULL : v;
 }
 
-/* --stages when spec.stages is set and is not the default [finetune-lm, classifier]. */
-static void add_stages(json_t *args, const json_t *stages)
+static const char *kind_name(const json_t *v)
 {
-    size_t i, len = 0;
-    json_t *v;
-    char *list = NULL;
-    if (!json_is_array(stages) || !json_array_size(stages))
-        return;
-    json_array_foreach(stages, i, v) {
-        if (!json_is_string(v))
-            return;
-        len += json_string_length(v) + 1;
-    }
-    if (json_array_size(stages) == 2 && !strcmp(json_string_value(json_array_get(stages, 0)), "finetune-lm") &&
-        !strcmp(json_string_value(json_array_get(stages, 1)), "classifier"))
-        return;
-    if (!(list = calloc(len + 1, 1)))
-        return;
-    json_array_foreach(stages, i, v) {
-        if (i)
-            strcat(list, ",");
-        strcat(list, json_string_value(v));
-    }
-    json_array_append_new(args, json_string("--stages"));
-    json_array_append_new(args, json_string(list));
-    free(list);
+    return json_is_object(v) ? "an object" : json_is_array(v) ? "a list" : json_is_boolean(v) ? "a boolean"
+         : json_is_string(v) ? "a string" : "a number";
 }
 
-static json_t *build_args(const json_t *job, int run, const reconcile_config *cfg)
+/* One spec field as the text of flag f: text (caller frees) or NULL when unset (empty strings
+ * count as unset). KF_EINVAL when the field has the wrong JSON type for the flag. */
+static int field_text(char **out, const json_t *v, const contract_flag *f)
 {
-    const json_t *meta = json_object_get(job, "metadata"), *spec = json_object_get(job, "spec");
-    const json_t *storage = json_object_get(spec, "storage"), *model = json_object_get(spec, "model");
-    const char *ns = json_string_value(json_object_get(meta, "namespace"));
-    const char *name = json_string_value(json_object_get(meta, "name"));
-    json_t *args = json_array(), *runv = json_integer(run);
-    json_t *epochs = json_object_get(spec, "epochs"), *model_dir = json_object_get(storage, "modelDir");
-    json_array_append_new(args, json_string("train"));
-    add_flag(args, "--lang", json_object_get(spec, "language"));
-    json_t *dflt_epochs = json_integer(10), *dflt_dir = json_string("models");
-    add_flag(args, "--epochs", epochs ? epochs : dflt_epochs);
-    add_flag(args, "--bucket-name", json_object_get(storage, "bucket"));
-    add_flag(args, "--model-dir", model_dir ? model_dir : dflt_dir);
-    json_decref(dflt_epochs);
-    json_decref(dflt_dir);
-    add_flag(args, "--job", json_object_get(meta, "name"));
-    add_flag(args, "--run", runv);
-    json_decref(runv);
-    add_flag(args, "--batch-size", json_object_get(spec, "batchSize"));
-    add_flag(args, "--lr", json_object_get(spec, "learningRate"));
-    add_flag(args, "--lm-lr", json_object_get(spec, "lmLearningRate"));
-    add_flag(args, "--emb-size", json_object_get(model, "embSize"));
-    add_flag(args, "--hidden-size", json_object_get(model, "hiddenSize"));
-    add_flag(args, "--layers", json_object_get(model, "layers"));
-    add_stages(args, json_object_get(spec, "stages"));
-    /* labels.mode is passed whenever set (the CRD defaults it to auto, which is also the
-     * trainer's default: inferred from the data); the threshold only when it is not 0.5. */
-    const json_t *labels = json_object_get(spec, "labels"), *thr = json_object_get(labels, "threshold");
-    if (json_is_string(json_object_get(labels, "mode")))
-        add_flag(args, "--label-mode", json_object_get(labels, "mode"));
-    if (json_is_number(thr) && json_number_value(thr) != 0.5)
-        add_flag(args, "--threshold", thr);
-    static const char *const uris[][2] = {{"pretrainedURI", "--pretrained-uri"}, {"vocabURI", "--vocab-uri"},
-                                          {"trainURI", "--train-uri"},           {"validURI", "--valid-uri"},
-                                          {"corpusURI", "--corpus-uri"}};
-    for (size_t k = 0; k < sizeof uris / sizeof uris[0]; k++) {
-        const json_t *u = json_object_get(storage, uris[k][0]);
-        if (json_is_string(u) && json_string_length(u))
-            add_flag(args, uris[k][1], u);
-    }
-    json_array_append_new(args, json_string("--result-file"));
-    json_array_append_new(args, json_string(TERMINATION_LOG));
-    if (cfg->progress_base_url && *cfg->progress_base_url && ns && name) {
-        char *url = NULL;
-        if (asprintf(&url, "%s/progress/%s/%s/%d", cfg->progress_base_url, ns, name, run) >= 0) {
-            json_array_append_new(args, json_string("--progress-url"));
-            json_array_append_new(args, json_string(url));
-            free(url);
+    *out = NULL;
+    if (!v || (json_is_string(v) && !json_string_length(v)))
+        return 0;
+    int ok = 0;
+    switch (f->kind) {
+    case CONTRACT_INT:
+        ok = json_is_integer(v);
+        break;
+    case CONTRACT_NUMBER:
+        ok = json_is_number(v) || json_is_string(v);
+        break;
+    case CONTRACT_LIST: {
+        size_t i, len = 0;
+        json_t *x;
+        ok = json_is_array(v) && json_array_size(v) > 0;
+        json_array_foreach(v, i, x) {
+            ok = ok && json_is_string(x) && json_string_length(x);
+            len += json_string_length(x) + 1;
         }
+        if (!ok)
+            break;
+        char *list = calloc(len + 1, 1);
+        if (!list)
+            return err_set(KF_ENOMEM, "out of memory");
+        json_array_foreach(v, i, x) {
+            if (i)
+                strcat(list, ",");
+            strcat(list, json_string_value(x));
+        }
+        *out = list;
+        return 0;
     }
+    default:
+        ok = json_is_string(v);
+    }
+    if (!ok)
+        return err_set(KF_EINVAL, "%s: expected %s, got %s", f->field,
+                       f->kind == CONTRACT_INT      ? "an integer"
+                       : f->kind == CONTRACT_NUMBER ? "a number or a numeric string"
+                       : f->kind == CONTRACT_LIST   ? "a non-empty list of strings"
+                                                    : "a string",
+                       kind_name(v));
+    if (!(*out = scalar_text(v)))
+        return err_set(KF_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Keeps texts alive while a contract_args borrows them. */
+typedef struct {
+    char *v[64];
+    int n;
+} text_pool;
+
+static const char *pool_keep(text_pool *p, char *s)
+{
+    if (!s || p->n == (int)(sizeof p->v / sizeof *p->v)) {
+        free(s);
+        return NULL;
+    }
+    return p->v[p->n++] = s;
+}
+
+static void pool_dispose(text_pool *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->v[i]);
+    p->n = 0;
+}
+
+/* Sets flag name to text (not from a spec field: the controller's own values). */
+static int set_own(contract_args *a, text_pool *pool, const char *name, char *text)
+{
+    const char *t = pool_keep(pool, text);
+    if (!t)
+        return err_set(KF_ENOMEM, "out of memory");
+    return contract_set(a, contract_flag_find(name), t, name);
+}
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* spec.args: a controller-owned flag there is refused, naming the field it comes from. */
+static int check_user_args(const json_t *args)
+{
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(spec, "args"), i, a) {
-        if (json_is_string(a))
-            json_array_append(args, a);
+    json_array_foreach(args, i, a) {
+        const char *s = json_string_value(a);
+        if (!s)
+            return err_set(KF_EINVAL, "spec.args[%zu]: expected a string, got %s", i, kind_name(a));
+        if (strncmp(s, "--", 2) != 0)
+            continue;
+        char name[64];
+        size_t n = strcspn(s + 2, "=");
+        if (n >= sizeof name)
+            continue;
+        memcpy(name, s + 2, n);
+        name[n] = 0;
+        const contract_flag *f = contract_flag_find(name);
+        if (f && f->owner == CONTRACT_BY_CONTROLLER)
+            return err_set(KF_EINVAL, "spec.args[%zu]: --%s is set by the controller%s%s%s", i, name,
+                           f->field ? " from " : "", f->field ? f->field : "", f->field ? "; set that field instead" : "");
     }
+    return 0;
+}
+
+int podspec_args(contract_argv *out, const json_t *job, int run, const reconcile_config *cfg)
+{
+    const json_t *meta = json_object_get(job, "metadata"), *spec = json_object_get(job, "spec");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    contract_args a;
+    text_pool pool = {.n = 0};
+    contract_argv full = {0};
+    int rc = 0;
+    memset(&a, 0, sizeof a);
+    memset(out, 0, sizeof *out);
+    a.command = CONTRACT_TRAIN;
+    for (const contract_flag *f = contract_flags; f->name && rc == 0; f++) {
+        char *text = NULL;
+        if (!f->field)
+            continue;
+        if ((rc = field_text(&text, field_at(job, f->field), f)) < 0)
+            break;
+        if (!text)
+            continue;
+        const char *t = pool_keep(&pool, text);
+        rc = t ? contract_set(&a, f, t, f->field) : err_set(KF_ENOMEM, "out of memory");
+    }
+    /* Defaults the CRD also writes (for objects stored before it did). */
+    if (rc == 0 && !a.epochs)
+        rc = set_own(&a, &pool, "epochs", strdup("10"));
+    if (rc == 0 && !a.model_dir)
+        rc = set_own(&a, &pool, "model-dir", strdup("models"));
+    if (rc == 0 && (!a.lang || !a.bucket_name))
+        rc = err_set(KF_EINVAL, "%s is required", !a.lang ? "spec.language" : "spec.storage.bucket");
+    if (rc == 0 && name)
+        rc = set_own(&a, &pool, "job", strdup(name));
+    if (rc == 0)
+        rc = set_own(&a, &pool, "run", dup_printf("%d", run));
+    /* A GPU Pod trains on the GPU or fails; it never falls back to the CPU unnoticed. */
+    const json_t *gpus = json_object_get(json_object_get(spec, "resources"), "gpus");
+    if (rc == 0)
+        rc = set_own(&a, &pool, "device", strdup(!json_is_integer(gpus) || json_integer_value(gpus) > 0 ? "cuda" : "cpu"));
+    if (rc == 0)
+        rc = set_own(&a, &pool, "result-file", strdup(CONTRACT_TERMINATION_LOG));
+    if (rc == 0 && cfg && cfg->progress_base_url && *cfg->progress_base_url && ns && name)
+        rc = set_own(&a, &pool, "progress-url", dup_printf("%s/progress/%s/%s/%d", cfg->progress_base_url, ns, name, run));
+    const json_t *user = json_object_get(spec, "args");
+    if (rc == 0)
+        rc = check_user_args(user);
+    if (rc == 0)
+        rc = contract_render(&full, &a);
+    size_t i;
+    json_t *x;
+    json_array_foreach(user, i, x) {
+        if (rc == 0 && json_is_string(x)) {
+            char **grown = realloc(full.v, (full.n + 2) * sizeof *grown);
+            if (!grown || !(grown[full.n] = strdup(json_string_value(x)))) {
+                if (grown)
+                    full.v = grown;
+                rc = err_set(KF_ENOMEM, "out of memory");
+                break;
+            }
+            full.v = grown;
+            full.v[++full.n] = NULL;
+        }
+    }
+    /* With the trainer's own entry point, the whole line must parse as the trainer parses it. */
+    if (rc == 0 && !json_array_size(json_object_get(spec, "command"))) {
+        contract_args back;
+        int prc = contract_parse(&back, (int)full.n, full.v);
+        if (prc == 1)
+            rc = err_set(KF_EINVAL, "spec.args: --help does not train");
+        else if (prc < 0)
+            rc = err_wrap(KF_EINVAL, "spec.args");
+    }
+    if (rc == 0)
+        *out = full;
+    else
+        contract_argv_free(&full);
+    pool_dispose(&pool);
+    return rc;
+}
+
+static json_t *build_args(const contract_argv *argv)
+{
+    json_t *args = json_array();
+    for (size_t i = 0; args && i < argv->n; i++)
+        json_array_append_new(args, json_string(argv->v[i]));
     return args;
 }
 
@@ -209,19 +345,74 @@ static json_t *build_resources(const json_t *res)
     return out;
 }
 
-json_t *reconcile_build_pod(const json_t *job, int run, int attempt, const reconcile_config *cfg,
-                            double deadline_left_s)
+/* spec.schedule parses with the controller's own parser, spec.timeZone is a known zone, and the
+ * schedule fires at least once in the next five years. */
+static int check_schedule(const json_t *spec, double now)
+{
+    const json_t *sched = json_object_get(spec, "schedule"), *zone_name = json_object_get(spec, "timeZone");
+    cron_schedule cs;
+    tz_zone *zone = NULL;
+    if (!sched || json_is_null(sched))
+        return 0;
+    const char *text = json_string_value(sched);
+    if (!text)
+        return err_set(KF_EINVAL, "spec.schedule: expected a string");
+    if (cron_parse(&cs, text) < 0)
+        return err_wrap(KF_EINVAL, "spec.schedule");
+    if (zone_name && !json_is_null(zone_name)) {
+        int rc = json_is_string(zone_name) ? tz_load(&zone, json_string_value(zone_name))
+                                           : err_set(KF_EINVAL, "expected a string");
+        if (rc < 0)
+            return err_wrap(KF_EINVAL, "spec.timeZone");
+    }
+    double next = cron_next_in(&cs, now, zone);
+    tz_free(zone);
+    if (next < 0)
+        return err_set(KF_EINVAL, "spec.schedule: \"%s\" never fires (no such date within five years)", text);
+    return 0;
+}
+
+int podspec_check(const json_t *job, const reconcile_config *cfg, double now)
+{
+    const json_t *spec = json_object_get(job, "spec");
+    const char *bucket = json_string_value(json_object_get(json_object_get(spec, "storage"), "bucket"));
+    contract_argv argv;
+    int rc = podspec_args(&argv, job, 1, cfg);
+    if (rc < 0)
+        return rc;
+    contract_argv_free(&argv);
+    if (bucket && (!strncmp(bucket, "gs://", 5) || !strchr(bucket, '/'))) {
+        const char *name = !strncmp(bucket, "gs://", 5) ? bucket + 5 : bucket;
+        if (contract_gcs_bucket_check(name) < 0)
+            return err_wrap(KF_EINVAL, "spec.storage.bucket");
+    }
+    const json_t *gpus = json_object_get(json_object_get(spec, "resources"), "gpus");
+    if (json_is_integer(gpus) && (json_integer_value(gpus) < 0 || json_integer_value(gpus) > 1))
+        return err_set(KF_EINVAL, "spec.resources.gpus: %" JSON_INTEGER_FORMAT
+                                  " GPUs requested; the trainer uses one GPU (0 or 1)", json_integer_value(gpus));
+    return check_schedule(spec, now);
+}
+
+int reconcile_build_pod(json_t **out, const json_t *job, int run, int attempt, const reconcile_config *cfg,
+                        double deadline_left_s)
 {
     const json_t *meta = json_object_get(job, "metadata"), *spec = json_object_get(job, "spec");
     const json_t *res = json_object_get(spec, "resources");
     const char *name = json_string_value(json_object_get(meta, "name"));
     const char *ns = json_string_value(json_object_get(meta, "namespace"));
     const char *uid = json_string_value(json_object_get(meta, "uid"));
+    *out = NULL;
     if (!name || !ns || !uid)
-        return NULL;
+        return err_set(KF_EINVAL, "metadata: name, namespace and uid are required");
+    contract_argv argv;
+    int rc = podspec_args(&argv, job, run, cfg);
+    if (rc < 0)
+        return rc;
     char *pod_name = NULL, run_s[24], att_s[24];
-    if (asprintf(&pod_name, "%s-%d-%d", name, run, attempt) < 0)
-        return NULL;
+    if (asprintf(&pod_name, "%s-%d-%d", name, run, attempt) < 0) {
+        contract_argv_free(&argv);
+        return err_set(KF_ENOMEM, "out of memory");
+    }
     snprintf(run_s, sizeof run_s, "%d", run);
     snprintf(att_s, sizeof att_s, "%d", attempt);
     const char *image = json_string_value(json_object_get(spec, "image"));
@@ -230,8 +421,8 @@ json_t *reconcile_build_pod(const json_t *job, int run, int attempt, const recon
 
     json_t *container = json_pack(
         "{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:{s:b,s:{s:[s]},s:b,s:{s:s}}}", "name", RECONCILE_CONTAINER, "image", image,
-        "args", build_args(job, run, cfg), "env", build_env(job, run, attempt), "resources", build_resources(res),
-        "terminationMessagePath", TERMINATION_LOG, "terminationMessagePolicy", "FallbackToLogsOnError",
+        "args", build_args(&argv), "env", build_env(job, run, attempt), "resources", build_resources(res),
+        "terminationMessagePath", CONTRACT_TERMINATION_LOG, "terminationMessagePolicy", "FallbackToLogsOnError",
         "securityContext", "allowPrivilegeEscalation", 0, "capabilities", "drop", "ALL", "runAsNonRoot", 1,
         "seccompProfile", "type", "RuntimeDefault");
     const json_t *command = json_object_get(spec, "command");
@@ -241,8 +432,8 @@ json_t *reconcile_build_pod(const json_t *job, int run, int attempt, const recon
         json_object_set_new(container, "command", json_pack("[s]", "kubefit-trainer"));
 
     json_t *pod_spec = json_pack("{s:s,s:[o],s:{s:b,s:i,s:i,s:{s:s}}}", "restartPolicy", "Never", "containers",
-                                 container, "securityContext", "runAsNonRoot", 1, "runAsUser", 65532, "fsGroup",
-                                 65532, "seccompProfile", "type", "RuntimeDefault");
+                                 container, "securityContext", "runAsNonRoot", 1, "runAsUser", CONTRACT_NONROOT_UID,
+                                 "fsGroup", CONTRACT_NONROOT_UID, "seccompProfile", "type", "RuntimeDefault");
     const char *sa = json_string_value(json_object_get(spec, "serviceAccountName"));
     if (sa && *sa)
         json_object_set_new(pod_spec, "serviceAccountName", json_string(sa));
@@ -266,7 +457,8 @@ json_t *reconcile_build_pod(const json_t *job, int run, int attempt, const recon
     json_decref(selector);
     json_decref(tolerations);
     if (deadline_left_s > 0)
-        json_object_set_new(pod_spec, "activeDeadlineSeconds", json_integer((json_int_t)deadline_left_s + 1));
+        json_object_set_new(pod_spec, "activeDeadlineSeconds",
+                            json_integer((json_int_t)(deadline_left_s < DEADLINE_MAX ? deadline_left_s : DEADLINE_MAX) + 1));
 
     json_t *pod = json_pack(
         "{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s},s:[{s:s,s:s,s:s,s:s,s:b,s:b}]},s:o}", "apiVersion", "v1",
@@ -275,5 +467,9 @@ json_t *reconcile_build_pod(const json_t *job, int run, int attempt, const recon
         RECONCILE_LABEL_ATTEMPT, att_s, "ownerReferences", "apiVersion", "kubefit.dev/v1alpha1", "kind",
         "TrainingJob", "name", name, "uid", uid, "controller", 1, "blockOwnerDeletion", 1, "spec", pod_spec);
     free(pod_name);
-    return pod;
+    contract_argv_free(&argv);
+    if (!pod)
+        return err_set(KF_ENOMEM, "out of memory");
+    *out = pod;
+    return 0;
 }

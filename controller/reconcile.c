@@ -1,8 +1,10 @@
 #include "reconcile.h"
 
+#include "contract.h"
 #include "cron.h"
 #include "err.h"
 #include "kubetime.h"
+#include "podspec.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -145,9 +147,12 @@ static void sync_run_record(ctx *c)
             json_object_del(r, keys[k]);
     }
     json_object_set_new(r, "generation", json_integer(num(c->st, "runGeneration", c->generation)));
-    json_t *acc = json_object_get(json_object_get(c->st, "metrics"), "accuracy");
-    if (json_is_number(acc))
-        json_object_set(r, "accuracy", acc);
+    const char *summary[] = {"accuracy", "microF1"};
+    for (int k = 0; k < 2; k++) {
+        json_t *v = json_object_get(json_object_get(c->st, "metrics"), summary[k]);
+        if (json_is_number(v))
+            json_object_set(r, summary[k], v);
+    }
 }
 
 /* Keeps the newest limit entries of runs[]. */
@@ -183,11 +188,12 @@ static int pod_label_int(const json_t *pod, const char *label)
 
 static const char *pod_phase(const json_t *pod) { return str(json_object_get(pod, "status"), "phase"); }
 
-static int pod_finished(const json_t *pod)
+int reconcile_phase_finished(const char *phase)
 {
-    const char *p = pod_phase(pod);
-    return p && (strcmp(p, "Succeeded") == 0 || strcmp(p, "Failed") == 0);
+    return phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
 }
+
+static int pod_finished(const json_t *pod) { return reconcile_phase_finished(pod_phase(pod)); }
 
 static const char *pod_name(const json_t *pod) { return str(json_object_get(pod, "metadata"), "name"); }
 
@@ -266,13 +272,31 @@ static void finish(ctx *c, const char *phase, const char *reason, const char *me
     sync_run_record(c);
 }
 
+/* The spec cannot run (podspec_check): fail at once, stop the run's Pods, and forget the spec
+ * hash so that any fixed spec starts a new run. One Event per distinct message. */
+static void fail_invalid_spec(ctx *c, const char *msg)
+{
+    const char *old = str(c->st, "message");
+    if (!condition_is(c, "Failed", "InvalidSpec") || !old || strcmp(old, msg) != 0)
+        event(c, "Warning", "InvalidSpec", "%s", msg);
+    delete_active_pods(c, NULL);
+    json_object_del(c->st, "nextAttemptTime");
+    json_object_set_new(c->st, "specHash", json_string(""));
+    set_phase(c, "Failed", "InvalidSpec", msg);
+    set_condition(c, "Running", 0, "InvalidSpec", msg);
+    set_condition(c, "Succeeded", 0, "InvalidSpec", msg);
+    set_condition(c, "Failed", 1, "InvalidSpec", msg);
+    if (num(c->st, "currentRun", 0) > 0)
+        sync_run_record(c);
+}
+
 static void start_run(ctx *c, const char *hash, const char *retrain, const char *why)
 {
     json_int_t run = num(c->st, "currentRun", 0);
     if (run > 0) {
         /* The previous run ends here: superseded when it was still going. */
         const char *ph = str(c->st, "phase");
-        if (ph && strcmp(ph, "Succeeded") != 0 && strcmp(ph, "Failed") != 0) {
+        if (ph && !reconcile_phase_finished(ph)) {
             set_phase(c, "Failed", "Superseded", "a newer run replaced this one");
             sync_run_record(c);
         }
@@ -315,9 +339,11 @@ static void create_attempt(ctx *c, int attempt)
         if (deadline_left < 1)
             deadline_left = 1;
     }
-    json_t *pod = reconcile_build_pod(c->in->job, run, attempt, c->in->cfg, deadline_left);
-    if (!pod)
+    json_t *pod = NULL;
+    if (reconcile_build_pod(&pod, c->in->job, run, attempt, c->in->cfg, deadline_left) < 0) {
+        fail_invalid_spec(c, err_msg());
         return;
+    }
     json_object_set_new(c->st, "attempts", json_integer(attempt));
     json_object_set_new(c->st, "podName", json_string(pod_name(pod)));
     json_object_del(c->st, "nextAttemptTime");
@@ -341,10 +367,9 @@ static void take_result(ctx *c, const json_t *term)
     }
     json_t *metrics = json_object();
     json_t *m = json_object_get(res, "metrics");
-    const char *keys[] = {"accuracy", "microF1", "macroF1", "loss", "validLoss"};
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
-        if (json_is_number(json_object_get(m, keys[k])))
-            json_object_set(metrics, keys[k], json_object_get(m, keys[k]));
+    for (const char *const *k = contract_metric_keys; *k; k++)
+        if (json_is_number(json_object_get(m, *k)))
+            json_object_set(metrics, *k, json_object_get(m, *k));
     if (json_is_number(json_object_get(res, "trainSeconds")))
         json_object_set(metrics, "trainSeconds", json_object_get(res, "trainSeconds"));
     json_t *labels = json_object_get(res, "labels");
@@ -421,6 +446,89 @@ done:
     json_decref(res);
 }
 
+/* Container waiting reasons that mean the Pod does not start by itself, and of those the ones no
+ * wait can fix. */
+static const char *const STUCK_REASONS[] = {"ErrImagePull",        "ImagePullBackOff", "InvalidImageName",
+                                            "ErrImageNeverPull",   "CreateContainerConfigError",
+                                            "CreateContainerError", "RunContainerError", NULL};
+static const char *const HOPELESS_REASONS[] = {"InvalidImageName", "ErrImageNeverPull", NULL};
+
+static int in_list(const char *const *list, const char *s)
+{
+    for (; s && *list; list++)
+        if (strcmp(*list, s) == 0)
+            return 1;
+    return 0;
+}
+
+/* The trainer container's waiting state, or NULL. */
+static const json_t *waiting_state(const json_t *pod)
+{
+    size_t i;
+    json_t *cs;
+    json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, cs) {
+        const char *n = str(cs, "name");
+        if (n && strcmp(n, RECONCILE_CONTAINER) == 0)
+            return json_object_get(json_object_get(cs, "state"), "waiting");
+    }
+    return NULL;
+}
+
+/* The Pod's PodScheduled=False condition when the scheduler could not place it, or NULL. */
+static const json_t *unschedulable(const json_t *pod)
+{
+    size_t i;
+    json_t *cond;
+    json_array_foreach(json_object_get(json_object_get(pod, "status"), "conditions"), i, cond) {
+        const char *t = str(cond, "type"), *st = str(cond, "status");
+        if (t && st && !strcmp(t, "PodScheduled") && !strcmp(st, "False"))
+            return cond;
+    }
+    return NULL;
+}
+
+/* Says why the job waits (once per reason, as an Event too). */
+static void report_waiting(ctx *c, const char *reason, const char *message)
+{
+    if (!condition_is(c, "Running", reason))
+        event(c, "Warning", reason, "%s", message);
+    set_phase(c, "Pending", reason, message);
+    set_condition(c, "Running", 0, reason, message);
+    sync_run_record(c);
+}
+
+/* A Pod not running yet: waiting on the scheduler or the kubelet is normal; a container that
+ * cannot start (image pull, config) is surfaced at once and fails the run after
+ * cfg->pod_start_timeout_s (at once when no wait can fix it). */
+static void handle_pending(ctx *c, const json_t *pod, int attempt)
+{
+    const json_t *waiting = waiting_state(pod), *unsched = unschedulable(pod);
+    const char *reason = str(waiting, "reason"), *cur = str(c->st, "phase");
+    if (in_list(STUCK_REASONS, reason)) {
+        const char *why = str(waiting, "message");
+        char *m = NULL;
+        if (asprintf(&m, "attempt %d: the trainer container cannot start: %s: %.400s", attempt, reason,
+                     why ? why : "no message") < 0)
+            m = NULL;
+        double since = c->in->now, limit = c->in->cfg->pod_start_timeout_s > 0 ? c->in->cfg->pod_start_timeout_s : 300;
+        kube_time_parse(str(json_object_get(pod, "metadata"), "creationTimestamp"), &since);
+        if (in_list(HOPELESS_REASONS, reason) || c->in->now - since >= limit) {
+            event(c, "Warning", reason, "%s", m ? m : reason);
+            finish(c, "Failed", reason, m, c->in->now);
+        } else {
+            report_waiting(c, reason, m ? m : reason);
+            requeue(c, since + limit - c->in->now);
+        }
+        free(m);
+    } else if (unsched) {
+        const char *why = str(unsched, "message");
+        report_waiting(c, str(unsched, "reason") ? str(unsched, "reason") : "Unschedulable",
+                       why ? why : "the scheduler has not placed the trainer Pod");
+    } else if (!cur || strcmp(cur, "Running") != 0) {
+        set_phase(c, "Pending", "PodPending", NULL);
+    }
+}
+
 static void handle_pod(ctx *c, const json_t *pod, int attempt)
 {
     const char *ph = pod_phase(pod);
@@ -443,10 +551,13 @@ static void handle_pod(ctx *c, const json_t *pod, int attempt)
         if (term && str(term, "finishedAt"))
             kube_time_parse(str(term, "finishedAt"), &finished);
         take_result(c, term);
-        json_t *acc = json_object_get(json_object_get(c->st, "metrics"), "accuracy");
+        const json_t *m = json_object_get(c->st, "metrics");
+        json_t *acc = json_object_get(m, "accuracy"), *f1 = json_object_get(m, "microF1");
         char msg[128];
         if (json_is_number(acc))
             snprintf(msg, sizeof msg, "run %d: accuracy %.4f", run, json_number_value(acc));
+        else if (json_is_number(f1))
+            snprintf(msg, sizeof msg, "run %d: micro-F1 %.4f", run, json_number_value(f1));
         else
             snprintf(msg, sizeof msg, "run %d finished", run);
         json_t *prog = json_object_get(c->st, "progress");
@@ -457,10 +568,7 @@ static void handle_pod(ctx *c, const json_t *pod, int attempt)
     } else if (ph && strcmp(ph, "Failed") == 0) {
         handle_failed(c, pod, attempt);
     } else {
-        /* Pending or unknown: wait for the kubelet. */
-        const char *cur = str(c->st, "phase");
-        if (!cur || strcmp(cur, "Running") != 0)
-            set_phase(c, "Pending", "PodPending", NULL);
+        handle_pending(c, pod, attempt);
     }
 }
 
@@ -480,41 +588,155 @@ static void handle_finished(ctx *c)
 }
 
 /* spec.schedule: when a tick is due, start a new run (concurrencyPolicy Forbid skips the tick
- * while a run is active; Replace and Allow supersede it: one run at a time). */
+ * while a run is active; Replace supersedes it: one run at a time). podspec_check has already
+ * refused schedules that do not parse or never fire. */
 static void schedule(ctx *c, const char *hash, const char *retrain)
 {
-    const char *sched = str(c->spec, "schedule");
+    const char *sched = str(c->spec, "schedule"), *zone_name = str(c->spec, "timeZone");
     cron_schedule cs;
-    if (!sched || !*sched)
+    tz_zone *zone = NULL;
+    if (!sched || !*sched || cron_parse(&cs, sched) != KF_OK ||
+        (zone_name && *zone_name && tz_load(&zone, zone_name) != KF_OK))
         return;
-    if (cron_parse(&cs, sched) != KF_OK) {
-        if (!condition_is(c, "Scheduled", "InvalidSchedule"))
-            event(c, "Warning", "InvalidSchedule", "%s", err_msg());
-        set_condition(c, "Scheduled", 0, "InvalidSchedule", err_msg());
-        return;
-    }
     set_condition(c, "Scheduled", 1, "Scheduled", sched);
     double last;
     if (kube_time_parse(str(c->st, "lastScheduleTime"), &last) != KF_OK &&
         kube_time_parse(str(c->meta, "creationTimestamp"), &last) != KF_OK)
         last = c->in->now;
-    double next = cron_next(&cs, last);
+    double next = cron_next_in(&cs, last, zone);
     if (next > 0 && next <= c->in->now) {
         double tick = next, n;
-        for (int i = 0; i < 100000 && (n = cron_next(&cs, tick)) > 0 && n <= c->in->now; i++)
+        for (int i = 0; i < 100000 && (n = cron_next_in(&cs, tick, zone)) > 0 && n <= c->in->now; i++)
             tick = n; /* missed ticks collapse into the latest one */
         char ts[32];
         json_object_set_new(c->st, "lastScheduleTime", json_string(kube_time_format(tick, 0, ts)));
         const char *phase = str(c->st, "phase"), *policy = str(c->spec, "concurrencyPolicy");
-        int active = phase && strcmp(phase, "Succeeded") != 0 && strcmp(phase, "Failed") != 0;
-        if (active && (!policy || strcmp(policy, "Forbid") == 0))
+        json_int_t late_limit = num(c->spec, "startingDeadlineSeconds", -1);
+        if (late_limit >= 0 && c->in->now - tick > (double)late_limit)
+            event(c, "Warning", "ScheduleMissed", "the tick at %s is more than startingDeadlineSeconds (%lld) late",
+                  ts, (long long)late_limit);
+        else if (!reconcile_phase_finished(phase) && (!policy || strcmp(policy, "Forbid") == 0))
             event(c, "Normal", "ScheduleSkipped", "a run is still active (concurrencyPolicy Forbid)");
         else
             start_run(c, hash, retrain, "schedule");
-        next = cron_next(&cs, tick);
+        next = cron_next_in(&cs, tick, zone);
     }
     if (next > 0)
         requeue(c, next - c->in->now);
+    tz_free(zone);
+}
+
+/* ---- the steps of one reconcile ---- */
+
+/* A new run on the first visit, a run-relevant spec change or a new retrain annotation; else a
+ * due schedule tick. A status without specHash (e.g. pruned by an older schema) keeps the
+ * current run. */
+static void decide_run(ctx *c, const char *hash, const char *retrain)
+{
+    json_int_t cur = num(c->st, "currentRun", 0);
+    const char *old_hash = str(c->st, "specHash"), *old_retrain = str(c->st, "retrain");
+    if (!old_hash) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(c->st, "runs"), i, r) {
+            if (num(r, "run", -1) == cur)
+                old_hash = str(r, "specHash");
+        }
+    }
+    int retrained = old_retrain && strcmp(old_retrain, retrain) != 0;
+    if (cur == 0 || (old_hash && strcmp(old_hash, hash) != 0) || retrained)
+        start_run(c, hash, retrain, cur == 0 ? "first run" : retrained ? "retrain annotation changed" : "spec changed");
+    else if (!json_is_true(json_object_get(c->spec, "suspend")))
+        schedule(c, hash, retrain);
+}
+
+/* spec.suspend: no Pod while suspended. Returns 1 when suspended; sets *resumed when the job
+ * just left suspension (a fresh attempt and deadline clock follow). */
+static int suspend_or_resume(ctx *c, int *resumed)
+{
+    const char *phase = str(c->st, "phase");
+    *resumed = 0;
+    if (json_is_true(json_object_get(c->spec, "suspend"))) {
+        delete_active_pods(c, NULL);
+        if (!phase || strcmp(phase, "Suspended") != 0)
+            event(c, "Normal", "Suspended", "the job is suspended; its Pod is deleted");
+        set_phase(c, "Suspended", "Suspended", NULL);
+        set_condition(c, "Suspended", 1, "Suspended", "spec.suspend is true");
+        set_condition(c, "Running", 0, "Suspended", "");
+        json_object_del(c->st, "startTime");
+        json_object_del(c->st, "nextAttemptTime");
+        sync_run_record(c);
+        return 1;
+    }
+    if (phase && strcmp(phase, "Suspended") == 0) {
+        *resumed = 1;
+        set_condition(c, "Suspended", 0, "Resumed", "spec.suspend is false");
+        event(c, "Normal", "Resumed", "the job is resumed");
+    }
+    return 0;
+}
+
+/* activeDeadlineSeconds counts from the run's start. Returns 1 when the run is over. */
+static int check_deadline(ctx *c)
+{
+    json_int_t ads = num(c->spec, "activeDeadlineSeconds", 0);
+    double start;
+    if (ads <= 0 || kube_time_parse(str(c->st, "startTime"), &start) != 0)
+        return 0;
+    double left = start + (double)ads - c->in->now;
+    if (left > 0) {
+        requeue(c, left);
+        return 0;
+    }
+    char m[96];
+    snprintf(m, sizeof m, "the run exceeded activeDeadlineSeconds (%lld)", (long long)ads);
+    delete_active_pods(c, NULL);
+    event(c, "Warning", "DeadlineExceeded", "%s", m);
+    finish(c, "Failed", "DeadlineExceeded", m, c->in->now);
+    return 1;
+}
+
+/* The newest attempt of the current run: from status, or a Pod ahead of a stale status. Pods of
+ * older runs still going are deleted. *pod is NULL when the attempt's Pod is missing. */
+static int current_attempt(ctx *c, const json_t **pod)
+{
+    int run = (int)num(c->st, "currentRun", 1), attempt = (int)num(c->st, "attempts", 0);
+    size_t i;
+    json_t *p;
+    *pod = NULL;
+    json_array_foreach(c->in->pods, i, p) {
+        if (!pod_is_ours(c, p))
+            continue;
+        int prun = pod_label_int(p, RECONCILE_LABEL_RUN), patt = pod_label_int(p, RECONCILE_LABEL_ATTEMPT);
+        if (prun != run) {
+            if (!pod_finished(p) && !has(json_object_get(p, "metadata"), "deletionTimestamp"))
+                delete_pod(c, pod_name(p)); /* an older run's */
+            continue;
+        }
+        if (patt > attempt)
+            attempt = patt, *pod = NULL;
+        if (patt == attempt)
+            *pod = p;
+    }
+    if (attempt > num(c->st, "attempts", 0)) {
+        json_object_set_new(c->st, "attempts", json_integer(attempt));
+        json_object_set_new(c->st, "podName", json_string(pod_name(*pod)));
+    }
+    return attempt;
+}
+
+/* Moves the attempt on: the first Pod, a missing Pod again, a fresh one after resuming, or
+ * whatever the Pod's state asks for. */
+static void advance_attempt(ctx *c, const json_t *pod, int attempt, int resumed)
+{
+    if (attempt == 0 || (resumed && (!pod || !pod_finished(pod))))
+        create_attempt(c, attempt + 1);
+    else if (!pod)
+        create_attempt(c, attempt); /* missing (deleted, or not in the cache yet): same name again */
+    else if (resumed && strcmp(pod_phase(pod) ? pod_phase(pod) : "", "Failed") == 0)
+        create_attempt(c, attempt + 1);
+    else
+        handle_pod(c, pod, attempt);
 }
 
 int reconcile(reconcile_result *out, const reconcile_input *in)
@@ -549,111 +771,17 @@ int reconcile(reconcile_result *out, const reconcile_input *in)
     retrain = retrain ? retrain : "";
     json_object_set_new(c.st, "observedGeneration", json_integer(c.generation));
 
-    /* Bad specs the schema should have stopped: fail clearly, make no Pod. */
-    const char *lang = str(c.spec, "language"), *bucket = str(json_object_get(c.spec, "storage"), "bucket");
-    if (!lang || !*lang || !bucket || !*bucket) {
-        const char *m = !lang || !*lang ? "spec.language is required" : "spec.storage.bucket is required";
-        const char *cur = str(c.st, "reason");
-        if (!cur || strcmp(cur, "InvalidSpec") != 0)
-            event(&c, "Warning", "InvalidSpec", "%s", m);
-        set_phase(&c, "Failed", "InvalidSpec", m);
-        set_condition(&c, "Failed", 1, "InvalidSpec", m);
+    int resumed = 0;
+    if (podspec_check(in->job, in->cfg, in->now) < 0) {
+        fail_invalid_spec(&c, err_msg());
         goto diff;
     }
-
-    /* A new run on the first visit, a run-relevant spec change or a new retrain annotation. A
-     * status without specHash (e.g. pruned by an older schema) keeps the current run. */
-    json_int_t cur = num(c.st, "currentRun", 0);
-    const char *old_hash = str(c.st, "specHash"), *old_retrain = str(c.st, "retrain");
-    if (!old_hash) {
-        size_t i;
-        json_t *r;
-        json_array_foreach(json_object_get(c.st, "runs"), i, r) {
-            if (num(r, "run", -1) == cur)
-                old_hash = str(r, "specHash");
-        }
-    }
-    if (cur == 0 || (old_hash && strcmp(old_hash, hash) != 0) || (old_retrain && strcmp(old_retrain, retrain) != 0))
-        start_run(&c, hash, retrain, cur == 0 ? "first run" : old_retrain && strcmp(old_retrain, retrain) ? "retrain annotation changed" : "spec changed");
-    else if (!json_is_true(json_object_get(c.spec, "suspend")))
-        schedule(&c, hash, retrain);
-
-    const char *phase = str(c.st, "phase");
-    if (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)) {
-        handle_finished(&c);
-        goto diff;
-    }
-
-    /* Suspend: no Pod while suspended; resuming starts a fresh attempt and deadline clock. */
-    if (json_is_true(json_object_get(c.spec, "suspend"))) {
-        delete_active_pods(&c, NULL);
-        if (!phase || strcmp(phase, "Suspended") != 0)
-            event(&c, "Normal", "Suspended", "the job is suspended; its Pod is deleted");
-        set_phase(&c, "Suspended", "Suspended", NULL);
-        set_condition(&c, "Suspended", 1, "Suspended", "spec.suspend is true");
-        set_condition(&c, "Running", 0, "Suspended", "");
-        json_object_del(c.st, "startTime");
-        json_object_del(c.st, "nextAttemptTime");
-        sync_run_record(&c);
-        goto diff;
-    }
-    int resumed = phase && strcmp(phase, "Suspended") == 0;
-    if (resumed) {
-        set_condition(&c, "Suspended", 0, "Resumed", "spec.suspend is false");
-        event(&c, "Normal", "Resumed", "the job is resumed");
-    }
-
-    /* activeDeadlineSeconds counts from the run's start. */
-    json_int_t ads = num(c.spec, "activeDeadlineSeconds", 0);
-    double start;
-    if (ads > 0 && kube_time_parse(str(c.st, "startTime"), &start) == 0) {
-        double left = start + (double)ads - in->now;
-        if (left <= 0) {
-            char m[96];
-            snprintf(m, sizeof m, "the run exceeded activeDeadlineSeconds (%lld)", (long long)ads);
-            delete_active_pods(&c, NULL);
-            event(&c, "Warning", "DeadlineExceeded", "%s", m);
-            finish(&c, "Failed", "DeadlineExceeded", m, in->now);
-            handle_finished(&c);
-            goto diff;
-        }
-        requeue(&c, left);
-    }
-
-    /* The newest attempt of the current run: from status, or a Pod ahead of a stale status. */
-    int run = (int)num(c.st, "currentRun", 1), attempt = (int)num(c.st, "attempts", 0);
-    const json_t *pod = NULL;
-    size_t i;
-    json_t *p;
-    json_array_foreach(in->pods, i, p) {
-        if (!pod_is_ours(&c, p))
-            continue;
-        int prun = pod_label_int(p, RECONCILE_LABEL_RUN), patt = pod_label_int(p, RECONCILE_LABEL_ATTEMPT);
-        if (prun != run) {
-            if (!pod_finished(p) && !has(json_object_get(p, "metadata"), "deletionTimestamp"))
-                delete_pod(&c, pod_name(p)); /* an older run's */
-            continue;
-        }
-        if (patt > attempt)
-            attempt = patt, pod = NULL;
-        if (patt == attempt)
-            pod = p;
-    }
-    if (attempt > num(c.st, "attempts", 0)) {
-        json_object_set_new(c.st, "attempts", json_integer(attempt));
-        json_object_set_new(c.st, "podName", json_string(pod_name(pod)));
-    }
-    if (attempt == 0 || (resumed && pod && !pod_finished(pod)) || (resumed && !pod)) {
-        create_attempt(&c, attempt + 1);
-    } else if (!pod) {
-        create_attempt(&c, attempt); /* missing (deleted, or not in the cache yet): same name again */
-    } else {
-        const char *pph = pod_phase(pod);
-        if (resumed && pph && strcmp(pph, "Failed") == 0)
-            create_attempt(&c, attempt + 1);
-        else
-            handle_pod(&c, pod, attempt);
-    }
+    decide_run(&c, hash, retrain);
+    if (reconcile_phase_finished(str(c.st, "phase")) || suspend_or_resume(&c, &resumed) || check_deadline(&c))
+        goto finished;
+    const json_t *pod;
+    int attempt = current_attempt(&c, &pod);
+    advance_attempt(&c, pod, attempt, resumed);
     if (in->pod_error && out->create_pod) {
         /* A Pod the API server refuses (e.g. a bad env name) will not get better by retrying. */
         json_decref(out->create_pod);
@@ -661,10 +789,9 @@ int reconcile(reconcile_result *out, const reconcile_input *in)
         event(&c, "Warning", "PodRejected", "%s", in->pod_error);
         finish(&c, "Failed", "PodRejected", in->pod_error, in->now);
     }
-    phase = str(c.st, "phase");
-    if (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0))
+finished:
+    if (reconcile_phase_finished(str(c.st, "phase")))
         handle_finished(&c);
-
 diff:
     trim_runs(&c);
     if (json_equal(c.st, (json_t *)old))

@@ -24,6 +24,8 @@ typedef struct {
     double backoff_base_s;         /* delay before retry n is base * 2^(n-1); default 10 */
     double backoff_max_s;          /* default 600 */
     int runs_history_limit;        /* when spec.runsHistoryLimit is unset; default 10 */
+    double pod_start_timeout_s;    /* a container that cannot start (image pull, config) fails the
+                                    * run after this long; default 300 */
 } reconcile_config;
 
 typedef struct {
@@ -44,13 +46,17 @@ typedef struct {
     double requeue_after; /* seconds; 0: no timed requeue needed */
 } reconcile_result;
 
+/* Whether a job (or Pod) phase is final: Succeeded or Failed. */
+int reconcile_phase_finished(const char *phase);
+
 /* Returns 0, or KF_ENOMEM / KF_EINVAL (a job without metadata). */
 int reconcile(reconcile_result *out, const reconcile_input *in);
 void reconcile_result_dispose(reconcile_result *r);
 
-/* Builds the Pod for one attempt (exposed for tests). Caller decrefs. */
-json_t *reconcile_build_pod(const json_t *job, int run, int attempt, const reconcile_config *cfg,
-                            double deadline_left_s);
+/* Builds the Pod for one attempt into *out (caller decrefs); KF_EINVAL naming the spec field
+ * when the spec cannot run (podspec.c). */
+int reconcile_build_pod(json_t **out, const json_t *job, int run, int attempt, const reconcile_config *cfg,
+                        double deadline_left_s);
 /* The hash of the spec fields that define a run (not suspend, TTL, backoff, deadline, history). */
 char *reconcile_spec_hash(const json_t *spec);
 

@@ -6,8 +6,8 @@
 
 typedef enum { CLI_RUN, CLI_HELP, CLI_BAD } cli_action;
 
-/* Parses argv into o (strings borrowed from argv). CLI_BAD sets err_msg(). */
+/* Parses argv into o (strings borrowed from argv). CLI_BAD sets err_msg(). The help text is
+ * contract_usage(). */
 cli_action cli_parse(run_opts *o, int argc, char **argv);
-extern const char cli_usage[];
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "contract.h"
 #include "err.h"
 #include "log.h"
 #include "report.h"
@@ -34,9 +35,12 @@ int main(int argc, char **argv)
 {
     run_opts o;
     switch (cli_parse(&o, argc, argv)) {
-    case CLI_HELP:
-        fputs(cli_usage, stdout);
-        return 0;
+    case CLI_HELP: {
+        char *usage = contract_usage();
+        fputs(usage ? usage : "kubefit-trainer: out of memory\n", stdout);
+        free(usage);
+        return usage ? 0 : 1;
+    }
     case CLI_BAD: {
         log_error("trainer", "bad command line", "{s:s}", "error", err_msg());
         fprintf(stderr, "kubefit-trainer: %s\n", err_msg());
@@ -50,7 +54,7 @@ int main(int argc, char **argv)
             }
         }
         free(res);
-        return 2;
+        return CONTRACT_EXIT_BAD_INPUT;
     }
     case CLI_RUN:
         break;

@@ -1,21 +1,12 @@
 #include "layout.h"
 
+#include "contract.h"
 #include "err.h"
 #include "uri.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int ident_ok(const char *s)
-{
-    if (!s || !*s || strlen(s) > 63)
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-            return 0;
-    return 1;
-}
 
 /* A name used as one path segment: no '/', not "." or "..", printable, not empty. */
 static int segment_ok(const char *s)
@@ -69,8 +60,8 @@ int storage_layout_init(storage_layout *out, const storage_layout_options *o)
     int rc = 0;
     if (!o->bucket || !*o->bucket)
         return err_set(KF_EINVAL, "layout: no bucket (--bucket-name) given");
-    if (!ident_ok(o->lang))
-        return err_set(KF_EINVAL, "layout: language \"%s\" must be 1-63 chars of a-z 0-9 - _", o->lang ? o->lang : "");
+    if (contract_language_check(o->lang) < 0)
+        return err_wrap(KF_EINVAL, "layout"); /* the CRD's rule (common/contract.c) */
     if (!rel_dir_ok(model_dir))
         return err_set(KF_EINVAL, "layout: model dir \"%s\" must be a relative folder without \"..\"", model_dir);
     if (!segment_ok(job))

@@ -8,7 +8,7 @@
 
 typedef struct {
     const char *bucket;    /* required */
-    const char *lang;      /* required: [a-z0-9_-], e.g. "fr", "pt-br" */
+    const char *lang;      /* required: contract_language_check's rule, e.g. "fr", "pt-BR" */
     const char *model_dir; /* relative folder under the root (no "..", no leading '/'); NULL: "models" */
     const char *job;       /* NULL: "default" */
     const char *run;       /* NULL: "1" */

@@ -13,7 +13,7 @@ static json_t *job_new(const char *spec_extra)
     json_t *job = json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:i,s:s},s:{s:s,s:i,s:{s:s},s:{s:i,s:s,s:b},s:s}}",
                             "apiVersion", "kubefit.dev/v1alpha1", "kind", "TrainingJob", "metadata", "name", "tj",
                             "namespace", "ns", "uid", "uid-1", "generation", 1, "resourceVersion", "100", "spec",
-                            "language", "fr", "epochs", 10, "storage", "bucket", "gs://b", "resources", "gpus", 1,
+                            "language", "fr", "epochs", 10, "storage", "bucket", "gs://bkt", "resources", "gpus", 1,
                             "acceleratorType", "nvidia-h100-80gb", "spot", 1, "serviceAccountName", "trainer-sa");
     if (spec_extra) {
         json_t *extra = json_loads(spec_extra, 0, NULL);
@@ -159,12 +159,13 @@ static void test_first_visit_and_pod(void)
     CHECK(json_is_false(json_object_get(json_object_get(c, "securityContext"), "allowPrivilegeEscalation")));
     CHECK(has_arg_pair(pod, "--lang", "fr"));
     CHECK(has_arg_pair(pod, "--epochs", "10"));
-    CHECK(has_arg_pair(pod, "--bucket-name", "gs://b"));
+    CHECK(has_arg_pair(pod, "--bucket-name", "gs://bkt"));
     CHECK(has_arg_pair(pod, "--model-dir", "models"));
     CHECK(has_arg_pair(pod, "--job", "tj"));
     CHECK(has_arg_pair(pod, "--run", "1"));
     CHECK(has_arg_pair(pod, "--batch-size", "32"));
-    CHECK(has_arg_pair(pod, "--lr", "2e-3"));
+    CHECK(has_arg_pair(pod, "--lr", "0.002")); /* "2e-3" checked and rendered as the trainer reads it */
+    CHECK(has_arg_pair(pod, "--device", "cuda")); /* gpus 1: the GPU or a clear failure */
     CHECK(has_arg_pair(pod, "--progress-url", "http://ctl:8080/progress/ns/tj/1"));
     CHECK(has_arg_pair(pod, "--seed", "7"));
     CHECK_EQ_STR("A", sget(c, "env.0.name"));
@@ -555,17 +556,169 @@ static void test_schedule(void)
     CHECK_EQ_INT(1, json_array_size(r.delete_pods));
     CHECK_EQ_STR("tj-3-1", sget(r.create_pod, "metadata.name"));
     reconcile_result_dispose(&r);
-    /* A bad schedule is reported, not crashed on. */
+    /* A schedule the parser refuses fails the job at once (no silent "first run only"). */
     json_object_set_new(json_object_get(job, "spec"), "schedule", json_string("61 * * * *"));
     CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 5));
-    CHECK_EQ_STR("False", cond(r.status, "Scheduled"));
-    CHECK_EQ_STR("InvalidSchedule", event_reason(&r, 0));
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("InvalidSpec", sget(r.status, "reason"));
+    CHECK(strstr(sget(r.status, "message"), "spec.schedule: cron: bad minute field \"61\"") != NULL);
+    CHECK_EQ_STR("InvalidSpec", event_reason(&r, 0));
+    CHECK_EQ_INT(1, json_array_size(r.delete_pods)); /* run 2's Pod */
+    CHECK(r.create_pod == NULL);
     adopt(job, &r);
     reconcile_result_dispose(&r);
     CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 6));
     CHECK_EQ_INT(0, json_array_size(r.events)); /* reported once */
     reconcile_result_dispose(&r);
+    /* A schedule that can never fire (31 February) is refused the same way. */
+    json_object_set_new(json_object_get(job, "spec"), "schedule", json_string("0 3 31 2 *"));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 5 * 3600 + 7));
+    CHECK(strstr(sget(r.status, "message"), "spec.schedule: \"0 3 31 2 *\" never fires") != NULL);
+    CHECK_EQ_STR("InvalidSpec", event_reason(&r, 0));
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    /* Fixed: a new run starts at once (the failed spec's hash was forgotten). */
+    json_object_set_new(json_object_get(job, "spec"), "schedule", json_string("0 * * * *"));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 5 * 3600 + 8));
+    CHECK_EQ_STR("Pending", sget(r.status, "phase"));
+    CHECK(r.create_pod != NULL);
+    reconcile_result_dispose(&r);
     json_decref(pods), json_decref(created), json_decref(job);
+
+    /* startingDeadlineSeconds: a tick found later than that is skipped, with an Event. */
+    job = started("{\"schedule\":\"0 * * * *\",\"startingDeadlineSeconds\":60}", &created);
+    json_object_set_new(json_object_get(job, "metadata"), "creationTimestamp", json_string(kube_time_format(T0, 0, ts)));
+    json_object_set_new(json_object_get(job, "status"), "phase", json_string("Succeeded"));
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 61));
+    CHECK_EQ_INT(1, iget(r.status, "currentRun"));
+    CHECK_EQ_STR("ScheduleMissed", event_reason(&r, 0));
+    CHECK_EQ_STR(kube_time_format(tick, 0, ts), sget(r.status, "lastScheduleTime"));
+    reconcile_result_dispose(&r);
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 59));
+    CHECK_EQ_INT(2, iget(r.status, "currentRun"));
+    reconcile_result_dispose(&r);
+    json_decref(created), json_decref(job);
+}
+
+/* Specs the trainer could not honour fail at once with InvalidSpec naming the field; no Pod. */
+static void test_invalid_specs(void)
+{
+    struct {
+        const char *spec, *message;
+    } cases[] = {
+        {"{\"batchSize\":1}", "spec.batchSize: expected an integer in [2, 4096], got \"1\""},
+        {"{\"learningRate\":{}}", "spec.learningRate: expected a number or a numeric string, got an object"},
+        {"{\"learningRate\":true}", "spec.learningRate: expected a number or a numeric string, got a boolean"},
+        {"{\"learningRate\":\"1e-13\"}", "spec.learningRate: expected a number in [1e-12, 100]"},
+        {"{\"lmLearningRate\":500}", "spec.lmLearningRate: expected a number in [1e-12, 100]"},
+        {"{\"language\":\"pt-br\"}", "spec.language: language \"pt-br\" must be"},
+        {"{\"model\":{\"embSize\":4096}}", "spec.model.embSize: expected an integer in [1, 2048]"},
+        {"{\"stages\":[]}", "spec.stages: expected a non-empty list of strings, got a list"},
+        {"{\"labels\":{\"threshold\":1}}", "spec.labels.threshold: expected a number in (0, 1)"},
+        {"{\"storage\":{\"bucket\":\"gs://my-google-bucket\"}}", "spec.storage.bucket: bucket name"},
+        {"{\"storage\":{\"bucket\":\"192.168.1.1\"}}", "may not be an IP address"},
+        {"{\"resources\":{\"gpus\":2}}", "spec.resources.gpus: 2 GPUs requested"},
+        {"{\"args\":[\"--result-file\",\"/tmp/x\"]}", "spec.args[0]: --result-file is set by the controller"},
+        {"{\"args\":[\"--lr=0.1\"]}", "spec.args[0]: --lr is set by the controller from spec.learningRate"},
+        {"{\"args\":[\"--bptt\",\"0\"]}", "spec.args: --bptt: expected an integer in [1, 4096], got \"0\""},
+        {"{\"args\":[\"--warp\",\"9\"]}", "spec.args: unknown option '--warp'"},
+        {"{\"args\":[\"--seed\",\"1\",\"--seed\",\"2\"]}", "spec.args: --seed given twice"},
+        {"{\"args\":[\"--help\"]}", "spec.args: --help does not train"},
+        {"{\"schedule\":\"@daily\",\"timeZone\":\"Mars/Olympus\"}",
+         "spec.timeZone: time zone \"Mars/Olympus\" is not in the zone database"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *job = job_new(cases[i].spec);
+        reconcile_result r;
+        CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+        const char *msg = sget(r.status, "message");
+        if (!msg || !strstr(msg, cases[i].message))
+            TEST_FAIL_("%s: expected a message with \"%s\", got \"%s\"", cases[i].spec, cases[i].message,
+                       msg ? msg : "(null)");
+        CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+        CHECK_EQ_STR("InvalidSpec", sget(r.status, "reason"));
+        CHECK_EQ_STR("True", cond(r.status, "Failed"));
+        CHECK(r.create_pod == NULL);
+        CHECK_EQ_STR("InvalidSpec", event_reason(&r, 0));
+        reconcile_result_dispose(&r);
+        json_decref(job);
+    }
+    /* A custom command may take other flags; the controller-owned ones stay refused. */
+    json_t *job = job_new("{\"image\":\"my/img:1\",\"command\":[\"python\",\"train.py\"],\"args\":[\"--warp\",\"9\"]}");
+    reconcile_result r;
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK(r.create_pod != NULL);
+    CHECK_EQ_INT(1, arg_count(r.create_pod, "--warp"));
+    reconcile_result_dispose(&r);
+    json_decref(job);
+    /* gpus 0: the trainer is told to use the CPU. */
+    job = job_new("{\"resources\":{\"gpus\":0}}");
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK(has_arg_pair(r.create_pod, "--device", "cpu"));
+    reconcile_result_dispose(&r);
+    json_decref(job);
+    /* An activeDeadlineSeconds past int32 is capped, never overflowed into a negative deadline. */
+    job = job_new("{\"activeDeadlineSeconds\":9223372036854775807}");
+    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    json_t *ads = json_object_get(json_object_get(r.create_pod, "spec"), "activeDeadlineSeconds");
+    CHECK(json_is_integer(ads) && json_integer_value(ads) == 2147483648LL);
+    reconcile_result_dispose(&r);
+    json_decref(job);
+}
+
+/* A container that cannot start: surfaced at once (condition + Event), failed after the pod start
+ * timeout, or at once when no wait can fix it. */
+static void test_stuck_pods(void)
+{
+    json_t *created, *job = started(NULL, &created);
+    reconcile_result r;
+    char ts[32];
+    json_t *pod = pod_of(created, "Pending");
+    json_object_set_new(json_object_get(pod, "metadata"), "creationTimestamp", json_string(kube_time_format(T0, 0, ts)));
+    json_object_set_new(json_object_get(pod, "status"), "containerStatuses",
+                        json_pack("[{s:s,s:{s:{s:s,s:s}}}]", "name", "trainer", "state", "waiting", "reason",
+                                  "ImagePullBackOff", "message", "Back-off pulling image \"img:1\""));
+    json_t *pods = json_pack("[O]", pod);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 20));
+    CHECK_EQ_STR("Pending", sget(r.status, "phase"));
+    CHECK_EQ_STR("ImagePullBackOff", sget(r.status, "reason"));
+    CHECK(strstr(sget(r.status, "message"), "Back-off pulling image") != NULL);
+    CHECK_EQ_STR("ImagePullBackOff", event_reason(&r, 0));
+    CHECK_NEAR(280, r.requeue_after, 0.01, 0);
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_INT(0, json_array_size(r.events)); /* said once */
+    reconcile_result_dispose(&r);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 301));
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("ImagePullBackOff", sget(r.status, "reason"));
+    CHECK_EQ_STR("True", cond(r.status, "Failed"));
+    CHECK_EQ_STR("tj-1-1", sget(r.delete_pods, "0"));
+    reconcile_result_dispose(&r);
+    json_decref(pods);
+    /* InvalidImageName never heals: failed at once. */
+    json_object_set_new(json_object_get(pod, "status"), "containerStatuses",
+                        json_pack("[{s:s,s:{s:{s:s,s:s}}}]", "name", "trainer", "state", "waiting", "reason",
+                                  "InvalidImageName", "message", "Failed to apply default image tag"));
+    pods = json_pack("[O]", pod);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK_EQ_STR("Failed", sget(r.status, "phase"));
+    CHECK_EQ_STR("InvalidImageName", sget(r.status, "reason"));
+    reconcile_result_dispose(&r);
+    json_decref(pods);
+    /* Unschedulable: the scheduler's message is shown; the job keeps waiting (autoscaling). */
+    json_object_set_new(json_object_get(pod, "status"), "containerStatuses", json_array());
+    json_object_set_new(json_object_get(pod, "status"), "conditions",
+                        json_pack("[{s:s,s:s,s:s,s:s}]", "type", "PodScheduled", "status", "False", "reason",
+                                  "Unschedulable", "message", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."));
+    pods = json_pack("[O]", pod);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 1000));
+    CHECK_EQ_STR("Pending", sget(r.status, "phase"));
+    CHECK_EQ_STR("Unschedulable", sget(r.status, "reason"));
+    CHECK(strstr(sget(r.status, "message"), "Insufficient nvidia.com/gpu") != NULL);
+    reconcile_result_dispose(&r);
+    json_decref(pods), json_decref(pod), json_decref(created), json_decref(job);
 }
 
 /* A spec with every field set: each reaches the trainer as its flag, exactly once; defaults stay out. */
@@ -575,7 +728,7 @@ static void test_every_field_wired(void)
         "{\"epochs\":7,\"batchSize\":48,\"learningRate\":0.03,\"lmLearningRate\":\"4e-3\","
         "\"stages\":[\"pretrain\",\"finetune-lm\"],\"model\":{\"embSize\":32,\"hiddenSize\":64,\"layers\":2},"
         "\"labels\":{\"mode\":\"single\",\"threshold\":0.35},"
-        "\"storage\":{\"bucket\":\"gs://b\",\"modelDir\":\"out/x\",\"pretrainedURI\":\"gs://p/lm.safetensors\","
+        "\"storage\":{\"bucket\":\"gs://bkt\",\"modelDir\":\"out/x\",\"pretrainedURI\":\"gs://p/lm.safetensors\","
         "\"vocabURI\":\"gs://p/vocab.txt\",\"trainURI\":\"file:///d/t.csv\",\"validURI\":\"gs://v/v.csv\","
         "\"corpusURI\":\"gs://c/c.txt\"}}");
     reconcile_result r;
@@ -583,8 +736,8 @@ static void test_every_field_wired(void)
     const json_t *pod = r.create_pod;
     CHECK(pod != NULL);
     const char *want[][2] = {
-        {"--lang", "fr"}, {"--epochs", "7"}, {"--bucket-name", "gs://b"}, {"--model-dir", "out/x"},
-        {"--job", "tj"}, {"--run", "1"}, {"--batch-size", "48"}, {"--lr", "0.03"}, {"--lm-lr", "4e-3"},
+        {"--lang", "fr"}, {"--epochs", "7"}, {"--bucket-name", "gs://bkt"}, {"--model-dir", "out/x"},
+        {"--job", "tj"}, {"--run", "1"}, {"--batch-size", "48"}, {"--lr", "0.03"}, {"--lm-lr", "0.004"},
         {"--emb-size", "32"}, {"--hidden-size", "64"}, {"--layers", "2"}, {"--stages", "pretrain,finetune-lm"},
         {"--label-mode", "single"}, {"--threshold", "0.35"}, {"--pretrained-uri", "gs://p/lm.safetensors"},
         {"--vocab-uri", "gs://p/vocab.txt"}, {"--train-uri", "file:///d/t.csv"}, {"--valid-uri", "gs://v/v.csv"},
@@ -598,13 +751,13 @@ static void test_every_field_wired(void)
     reconcile_result_dispose(&r);
     json_decref(job);
 
-    /* Defaults written out by the API server (stages, threshold 0.5) add no flag; mode is passed. */
+    /* Defaults written out by the API server are passed like any value; an empty URI is unset. */
     job = job_new("{\"stages\":[\"finetune-lm\",\"classifier\"],\"labels\":{\"mode\":\"multi\",\"threshold\":0.5},"
-                  "\"storage\":{\"bucket\":\"gs://b\",\"trainURI\":\"\"}}");
+                  "\"storage\":{\"bucket\":\"gs://bkt\",\"trainURI\":\"\"}}");
     CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
     CHECK(r.create_pod != NULL);
-    CHECK_EQ_INT(0, arg_count(r.create_pod, "--stages"));
-    CHECK_EQ_INT(0, arg_count(r.create_pod, "--threshold"));
+    CHECK(has_arg_pair(r.create_pod, "--stages", "finetune-lm,classifier"));
+    CHECK(has_arg_pair(r.create_pod, "--threshold", "0.5"));
     CHECK_EQ_INT(0, arg_count(r.create_pod, "--train-uri"));
     CHECK(has_arg_pair(r.create_pod, "--label-mode", "multi"));
     reconcile_result_dispose(&r);
@@ -627,5 +780,7 @@ int main(void)
     test_new_runs();
     test_odd_inputs();
     test_every_field_wired();
+    test_invalid_specs();
+    test_stuck_pods();
     return test_done();
 }

@@ -40,7 +40,8 @@ version = spec["versions"][0]
 check(version["served"] and version["storage"] and version["subresources"] == {"status": {}}, "status subresource")
 cols = [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"]]
 check(cols == [("Phase", ".status.phase"), ("Language", ".spec.language"), ("Accuracy", ".status.metrics.accuracy"),
-               ("Run", ".status.currentRun"), ("Age", ".metadata.creationTimestamp")], f"printer columns {cols}")
+               ("Micro-F1", ".status.metrics.microF1"), ("Run", ".status.currentRun"),
+               ("Age", ".metadata.creationTimestamp")], f"printer columns {cols}")
 
 schema = version["schema"]["openAPIV3Schema"]
 docs = read("docs/trainingjob.md").decode()
@@ -49,7 +50,11 @@ docs = read("docs/trainingjob.md").decode()
 def walk(node, path, required_here):
     """Visits every property below node; path like spec.storage.bucket."""
     for rule in node.get("x-kubernetes-validations", []):
-        check(rule.get("message"), f"{path}: CEL rule without a message: {rule.get('rule')}")
+        check(rule.get("message") or rule.get("messageExpression"),
+              f"{path}: CEL rule without a message: {rule.get('rule')}")
+    if path.startswith("spec"):
+        # The API server's message for a bare pattern names the regex, not the rule: use CEL.
+        check("pattern" not in node, f"{path}: a bare pattern (use a CEL rule with a message)")
     props = node.get("properties", {})
     required = set(node.get("required", []))
     for name, sub in props.items():

@@ -48,7 +48,7 @@ check_json() {
 # The local example sets language, epochs, batchSize, learningRate, storage.bucket and gpus: 0.
 check_json en-local \
   's["epochs"] == 2 and s["batchSize"] == 32' \
-  's["learningRate"] == "1e-2" and s["lmLearningRate"] == 0.002' \
+  's["learningRate"] == 0.01 and s["lmLearningRate"] == 0.002' \
   's["stages"] == ["finetune-lm", "classifier"]' \
   's["model"] == {"embSize": 400, "hiddenSize": 1152, "layers": 3}' \
   's["labels"] == {"mode": "auto", "threshold": 0.5}' \
@@ -60,7 +60,7 @@ check_json en-local \
 check_json fr-classifier \
   's["epochs"] == 10 and s["batchSize"] == 64 and s["learningRate"] == 0.02' \
   's["resources"] == {"gpus": 1, "acceleratorType": "nvidia-h100-80gb", "spot": True, "cpu": "8", "memory": "32Gi"}'
-check_json good-lr-forms 's["learningRate"] == 3 and s["lmLearningRate"] == ".5e-3"'
+check_json good-lr-forms 's["learningRate"] == 3 and s["lmLearningRate"] == 0.0005'
 check_json good-cpu-only-env 's["env"] == [{"name": "OMP_NUM_THREADS", "value": "4"}]' \
   's["labels"] == {"mode": "single", "threshold": 0.5}'
 
@@ -133,10 +133,10 @@ fi
 table=$("${kc[@]}" get tj fr-classifier)
 header=$(head -1 <<<"$table" | tr -s ' ')
 row=$(sed -n 2p <<<"$table" | tr -s ' ')
-[ "$header" = "NAME PHASE LANGUAGE ACCURACY AGE" ] && ok || fail "kubectl get tj header: '$header'"
-[[ "$row" == "fr-classifier Succeeded fr 0.91 "* ]] && ok || fail "kubectl get tj row: '$row'"
+[ "$header" = "NAME PHASE LANGUAGE ACCURACY MICRO-F1 AGE" ] && ok || fail "kubectl get tj header: '$header'"
+[[ "$row" == "fr-classifier Succeeded fr 0.91 0.83 "* ]] && ok || fail "kubectl get tj row: '$row'"
 wide=$("${kc[@]}" get tj fr-classifier -o wide | head -1 | tr -s ' ')
-[ "$wide" = "NAME PHASE LANGUAGE ACCURACY RUN AGE" ] && ok || fail "kubectl get tj -o wide header: '$wide'"
+[ "$wide" = "NAME PHASE LANGUAGE ACCURACY MICRO-F1 RUN AGE" ] && ok || fail "kubectl get tj -o wide header: '$wide'"
 "${kc[@]}" get kubefit -o name 2>&1 | grep -qx 'trainingjob.kubefit.dev/fr-classifier' && ok \
   || fail "kubectl get kubefit (category) does not list the TrainingJob"
 
@@ -151,12 +151,13 @@ if [ -x "$helm" ]; then
   for q in "watch trainingjobs.kubefit.dev -A" "patch trainingjobs.kubefit.dev --subresource=status -n default" \
            "delete trainingjobs.kubefit.dev -n default" "create pods -n default" "delete pods -n default" \
            "create events -n default" "update leases.coordination.k8s.io/kubefit-controller -n kubefit-system" \
-           "create leases.coordination.k8s.io -n kubefit-system"; do
+           "create leases.coordination.k8s.io -n kubefit-system" \
+           "update trainingjobs.kubefit.dev --subresource=finalizers -n default"; do
     [ "$(can $q)" = yes ] && ok || fail "the controller's service account may not: $q"
   done
   for q in "update trainingjobs.kubefit.dev -n default" "get secrets -n default" "create deployments.apps -n default" \
            "update pods -n default" "update leases.coordination.k8s.io/other -n kubefit-system" \
-           "create leases.coordination.k8s.io -n default" "create pods --subresource=exec -n default" "update trainingjobs.kubefit.dev --subresource=finalizers -n default"; do
+           "create leases.coordination.k8s.io -n default" "create pods --subresource=exec -n default"; do
     [ "$(can $q)" = no ] && ok || fail "the controller's service account may: $q (least privilege)"
   done
 else

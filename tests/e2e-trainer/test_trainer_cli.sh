@@ -36,7 +36,7 @@ ok "grep -q '\"reason\":\"BadInput\"' $tmp/r.json" "bad flags leave a Failed/Bad
 expect 2 "missing --lang" -- train --bucket-name "$B" --model-dir m
 ok "grep -q -- '--lang is required' $tmp/err" "missing --lang is named"
 expect 2 "--device bogus" -- train --lang en --bucket-name "$B" --model-dir m --device bogus
-ok "grep -q -- '--device bogus: expected auto, cpu or cuda' $tmp/err" "a bad --device is named"
+ok "grep -q -- '--device: expected auto, cpu or cuda, got \"bogus\"' $tmp/err" "a bad --device is named"
 # (--device cuda without a GPU falls back to the CPU: test_trainer_device.sh)
 # The stage, label-mode, threshold and input-override flags: bad values are named.
 bad() { # bad PATTERN ARGS...: exit 2 and PATTERN in stderr
@@ -44,13 +44,16 @@ bad() { # bad PATTERN ARGS...: exit 2 and PATTERN in stderr
   expect 2 "$*" -- train --lang en --bucket-name "$B" --model-dir m "$@"
   ok "grep -q -- \"$pat\" $tmp/err" "$* is explained ($(tail -c 200 $tmp/err))"
 }
-bad "unknown stage 'lm'" --stages finetune-lm,lm
-bad "stage 'classifier' given twice" --stages classifier,classifier
+bad "--stages: unknown value 'lm'" --stages finetune-lm,lm
+bad "--stages: 'classifier' given twice" --stages classifier,classifier
 bad "label-mode: expected auto, multi or single" --label-mode both
-bad "threshold: expected a number strictly between 0 and 1" --threshold 1
-bad "threshold: expected a number strictly between 0 and 1" --threshold 0
-bad "threshold: expected a number strictly between 0 and 1, got \\\"half\\\"" --threshold half
-bad "train-uri: expected a URI or path" --train-uri=
+bad "threshold: expected a number in (0, 1)" --threshold 1
+bad "threshold: expected a number in (0, 1)" --threshold 0
+bad "threshold: expected a number in (0, 1), got \\\"half\\\"" --threshold half
+bad "train-uri: expected a value, got an empty string" --train-uri=
+bad "--result-file given twice" --result-file "$tmp/a.json" --result-file "$tmp/b.json"
+expect 2 "--lang pt-br" -- train --lang pt-br --bucket-name "$B" --model-dir m
+ok "grep -q -- '--lang: language \"pt-br\" must be' $tmp/err" "the CRD's language rule is the trainer's"
 expect 2 "--stages with evaluate" -- evaluate --lang en --bucket-name "$B" --model-dir m --stages classifier
 ok "grep -q -- '--stages applies to the train command only' $tmp/err" "--stages outside train is explained"
 

@@ -145,10 +145,10 @@ static void test_layout(void)
     CHECK_EQ_STR("gs://bkt/out/en/default/1/metrics.json", l.metrics);
     storage_layout_dispose(&l);
 
-    CHECK_EQ_INT(0, storage_layout_init(&l, &(storage_layout_options){.bucket = "file:///srv/data", .lang = "pt-br",
+    CHECK_EQ_INT(0, storage_layout_init(&l, &(storage_layout_options){.bucket = "file:///srv/data", .lang = "pt-BR",
                                                                      .model_dir = "m", .train = "/tmp/t.csv",
                                                                      .output_dir = "/tmp/out"}));
-    CHECK_EQ_STR("file:///srv/data/pt-br/data/valid.csv", l.valid);
+    CHECK_EQ_STR("file:///srv/data/pt-BR/data/valid.csv", l.valid);
     CHECK_EQ_STR("/tmp/t.csv", l.train);
     CHECK_EQ_STR("/tmp/out/", l.output_dir);
     CHECK_EQ_STR("/tmp/out/model.safetensors", l.model);
@@ -168,6 +168,7 @@ static void test_layout(void)
         {{.bucket = "b12", .lang = "FR", .model_dir = "m"}, "language"},
         {{.bucket = "b12", .lang = "", .model_dir = "m"}, "language"},
         {{.bucket = "b12", .lang = "fr/x", .model_dir = "m"}, "language"},
+        {{.bucket = "b12", .lang = "pt-br", .model_dir = "m"}, "language"},
         {{.bucket = "b12", .lang = "fr", .model_dir = "../m"}, "model dir"},
         {{.bucket = "b12", .lang = "fr", .model_dir = "/abs"}, "model dir"},
         {{.bucket = "b12", .lang = "fr", .model_dir = "a//b"}, "model dir"},

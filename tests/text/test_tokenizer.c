@@ -47,6 +47,11 @@ int main(void)
     CHECK_EQ_INT(KF_EINVAL, tok_lang_parse(&lang, "e n"));
     CHECK(strstr(err_msg(), "e n") != NULL);
     CHECK_EQ_INT(KF_EINVAL, tok_lang_parse(&lang, NULL));
+    /* The contract's rule (the CRD's): lowercase language, uppercase region. */
+    CHECK_EQ_INT(0, tok_lang_parse(&lang, "pt-BR"));
+    CHECK_EQ_INT(TOK_LANG_GENERIC, lang);
+    CHECK_EQ_INT(KF_EINVAL, tok_lang_parse(&lang, "en_US"));
+    CHECK_EQ_INT(KF_EINVAL, tok_lang_parse(&lang, "fr-fr"));
 
     WORDS(TOK_LANG_EN, "Don't stop, it's John's car.", "Do|n't|stop|,|it|'s|John|'s|car|.");
     WORDS(TOK_LANG_EN, "can't won't I'm we've rock'n'roll o'clock", "ca|n't|wo|n't|I|'m|we|'ve|rock'n'roll|o'clock");

@@ -6,32 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "contract.h"
 #include "err.h"
 #include "rules.h"
 #include "unicode.h"
 
 int tok_lang_parse(tok_lang *out, const char *code)
 {
-    size_t n = 0;
     *out = TOK_LANG_GENERIC;
-    if (!code)
-        return err_set(KF_EINVAL, "text: missing language code");
-    while (isalpha((unsigned char)code[n]))
-        n++;
-    bool ok = n >= 2 && n <= 8;
-    if (ok && (code[n] == '-' || code[n] == '_')) {
-        size_t m = n + 1;
-        while (isalnum((unsigned char)code[m]))
-            m++;
-        ok = m > n + 1 && code[m] == 0;
-    } else if (ok) {
-        ok = code[n] == 0;
-    }
-    if (!ok)
-        return err_set(KF_EINVAL, "text: bad language code \"%s\" (expected e.g. en, fr, fr-FR)", code);
-    if (n == 2 && tolower((unsigned char)code[0]) == 'e' && tolower((unsigned char)code[1]) == 'n')
+    if (contract_language_check(code) < 0)
+        return err_wrap(KF_EINVAL, "text");
+    if (!strncmp(code, "en", 2) && (!code[2] || code[2] == '-'))
         *out = TOK_LANG_EN;
-    else if (n == 2 && tolower((unsigned char)code[0]) == 'f' && tolower((unsigned char)code[1]) == 'r')
+    else if (!strncmp(code, "fr", 2) && (!code[2] || code[2] == '-'))
         *out = TOK_LANG_FR;
     return 0;
 }

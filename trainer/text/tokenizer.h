@@ -15,9 +15,9 @@
 
 typedef enum { TOK_LANG_GENERIC = 0, TOK_LANG_EN, TOK_LANG_FR } tok_lang;
 
-/* "en"/"fr" (also "en_US", "fr-FR", any case) -> that language; any other well-formed code
- * (2-8 letters, optional region) -> TOK_LANG_GENERIC (no contraction rules). KF_EINVAL for
- * an empty or malformed code. */
+/* "en"/"fr" (also "en-GB", "fr-CA") -> that language; any other code the contract allows
+ * (contract_language_check: "de", "pt-BR") -> TOK_LANG_GENERIC (no contraction rules). KF_EINVAL
+ * for a code it refuses. */
 int tok_lang_parse(tok_lang *out, const char *code);
 
 /* Splits text[0..len) into words, appending to *out (no rules applied). Invalid UTF-8, NUL and
