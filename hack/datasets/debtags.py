@@ -114,14 +114,14 @@ def main():
               f">= {a.min_docs} docs, {per_text:.2f} tags per text; kept: train {len(rows['train'])}, "
               f"valid {len(rows['valid'])}, {per_text_kept:.2f} kept tags per text; corpus "
               f"{len(descr)} descriptions", flush=True)
-        if lang == "en":
-            # a stable pseudo-random sample (not the first names alphabetically)
-            small = os.path.join(a.out, "debtags-small", "en", "data")
-            pick = lambda rs, n: sorted(rs, key=lambda r: hashlib.sha256(b"small:" + r[0].encode()).digest())[:n]
-            write_csv(os.path.join(small, "train.csv"), [(t, k) for _, t, k in pick(rows["train"], a.small_train)])
-            write_csv(os.path.join(small, "valid.csv"), [(t, k) for _, t, k in pick(rows["valid"], a.small_valid)])
-            print(f"debtags-small en: train {min(a.small_train, len(rows['train']))}, valid "
-                  f"{min(a.small_valid, len(rows['valid']))}", flush=True)
+        # The CI-sized slice (tests, demo, the dev cluster's sample bucket): a stable pseudo-random
+        # sample, not the first names alphabetically.
+        small = os.path.join(a.out, "debtags-small", lang, "data")
+        pick = lambda rs, n: sorted(rs, key=lambda r: hashlib.sha256(b"small:" + r[0].encode()).digest())[:n]
+        write_csv(os.path.join(small, "train.csv"), [(t, k) for _, t, k in pick(rows["train"], a.small_train)])
+        write_csv(os.path.join(small, "valid.csv"), [(t, k) for _, t, k in pick(rows["valid"], a.small_valid)])
+        print(f"debtags-small {lang}: train {min(a.small_train, len(rows['train']))}, valid "
+              f"{min(a.small_valid, len(rows['valid']))}", flush=True)
 
     # DATA.md's figures (bookworm): en ~29,400 docs / 598 tags / 233 kept / 3.7 per text;
     # fr ~14,100 / 591 / 197 / 4.9. Warn (do not fail) when far off: the snapshot may differ.
