@@ -32,6 +32,7 @@ rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): sorted(r["verbs"]) for 
 want_rules = {
     (("kubefit.dev",), ("trainingjobs",)): ["delete", "get", "list", "watch"],
     (("kubefit.dev",), ("trainingjobs/status",)): ["get", "patch", "update"],
+    (("kubefit.dev",), ("trainingjobs/finalizers",)): ["update"],
     (("",), ("pods",)): ["create", "delete", "get", "list", "watch"],
     (("",), ("events",)): ["create", "patch"],
     (("events.k8s.io",), ("events",)): ["create", "patch"],
