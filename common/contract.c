@@ -168,6 +168,8 @@ const contract_flag contract_flags[] = {
      AT(progress_url)},
     {"work-dir", CONTRACT_TEXT, 0, 0, 0, 0, NULL, USR, NULL, "", "local scratch folder (default: a fresh one)",
      AT(work_dir)},
+    {"dry-run", CONTRACT_SWITCH, 0, 0, 0, 0, NULL, USR, NULL, "",
+     "check the arguments, print the resolved inputs and outputs (JSON) and exit", AT(dry_run)},
     {NULL, 0, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, 0},
 };
 /* clang-format on */

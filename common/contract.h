@@ -88,7 +88,7 @@ typedef struct {
     long epochs, lm_epochs, batch_size, bptt, emb_size, hidden_size, layers, max_vocab, min_freq, seed,
         threads;
     double lr, lm_lr, threshold, drop_mult, wd, clip, valid_frac;
-    int skip_bad_rows, no_resume;
+    int skip_bad_rows, no_resume, dry_run;
     uint64_t given; /* bit i: contract_flags[i] is set */
 } contract_args;
 

@@ -89,5 +89,5 @@ cli_action cli_parse(run_opts *o, int argc, char **argv)
     o->skip_bad_rows = a.skip_bad_rows;
     if (a.no_resume)
         o->resume = 0;
-    return CLI_RUN;
+    return a.dry_run ? CLI_DRY_RUN : CLI_RUN;
 }

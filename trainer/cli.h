@@ -4,9 +4,10 @@
 
 #include "run.h"
 
-typedef enum { CLI_RUN, CLI_HELP, CLI_BAD } cli_action;
+typedef enum { CLI_RUN, CLI_HELP, CLI_BAD, CLI_DRY_RUN } cli_action;
 
-/* Parses argv into o (strings borrowed from argv). CLI_BAD sets err_msg(). The help text is
+/* Parses argv into o (strings borrowed from argv). CLI_BAD sets err_msg(); CLI_DRY_RUN: the
+ * arguments are good and --dry-run asks only for the resolved layout. The help text is
  * contract_usage(). */
 cli_action cli_parse(run_opts *o, int argc, char **argv);
 

@@ -4,11 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "contract.h"
 #include "err.h"
 #include "log.h"
 #include "report.h"
+#include "storage/layout.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -29,6 +32,30 @@ static const char *result_file(int argc, char **argv)
             path = argv[i] + 14;
     }
     return path;
+}
+
+/* --dry-run: the storage layout the arguments resolve to, as one JSON object on stdout. Returns
+ * the exit code. */
+static int dry_run(const run_opts *o)
+{
+    storage_layout l;
+    storage_layout_options lo = {.bucket = o->bucket, .lang = o->lang, .model_dir = o->model_dir, .job = o->job,
+                                 .run = o->run, .data_dir = o->data_dir, .lm = o->pretrained_uri,
+                                 .vocab_in = o->vocab_uri, .train = o->train_uri, .valid = o->valid_uri,
+                                 .corpus = o->corpus_uri};
+    if (storage_layout_init(&l, &lo) < 0) {
+        fprintf(stderr, "kubefit-trainer: %s\n", err_msg());
+        return CONTRACT_EXIT_BAD_INPUT;
+    }
+    json_t *out = json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s}}", "device", o->device, "precision",
+                            o->precision, "inputs", "pretrained", l.lm, "vocab", l.vocab_in, "train", l.train, "valid",
+                            l.valid, "corpus", l.corpus, "outputs", "dir", l.output_dir, "model", l.model, "metrics",
+                            l.metrics);
+    int rc = out && json_dumpf(out, stdout, JSON_COMPACT) == 0 ? 0 : 1;
+    putchar('\n');
+    json_decref(out);
+    storage_layout_dispose(&l);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -56,6 +83,8 @@ int main(int argc, char **argv)
         free(res);
         return CONTRACT_EXIT_BAD_INPUT;
     }
+    case CLI_DRY_RUN:
+        return dry_run(&o);
     case CLI_RUN:
         break;
     }

@@ -3,7 +3,7 @@
 
 Run inside tests/cluster/with-apiserver (which exports KUBECONFIG, KUBE_APISERVER_URL, KUBE_TOKEN,
 KUBE_CA_FILE, KUBE_CLUSTER_DIR). The test node agent (tests/node-agent/agent.py) plays the kubelet.
-Usage: ctl_api_test.py SCENARIO   (success | retries | lifecycle | restart | compaction | leader | exec)
+Usage: ctl_api_test.py SCENARIO   (success | retries | lifecycle | restart | compaction | leader | exec | stuck)
 """
 import json
 import os
@@ -239,9 +239,10 @@ def scenario_success(env):
     # kubectl get tj shows the printer columns.
     out = kubectl("-n", env.ns, "get", "tj").stdout
     header = out.splitlines()[0].split()
-    check(header == ["NAME", "PHASE", "LANGUAGE", "ACCURACY", "AGE"], f"kubectl get tj columns: {header}")
+    check(header == ["NAME", "PHASE", "LANGUAGE", "ACCURACY", "MICRO-F1", "AGE"], f"kubectl get tj columns: {header}")
     row = out.splitlines()[1].split()
-    check(row[:4] == ["ok", "Succeeded", "fr", "0.875"], f"kubectl get tj row: {row}")
+    check(row[:5] == ["ok", "Succeeded", "fr", "0.875", m.get("microF1") and str(m["microF1"])],
+          f"kubectl get tj row: {row}")
     # Nothing written when nothing changed (resync reconciles again).
     rv = env.get("ok")["metadata"]["resourceVersion"]
     time.sleep(3)
@@ -287,6 +288,39 @@ def scenario_retries(env):
         st = env.wait_phase("rej", "Failed", 15)
         check(st.get("reason") == "PodRejected" and "image" in st.get("message", ""),
               f"rej: Failed/PodRejected: {st.get('message', '')[:120]}")
+
+
+def scenario_stuck(env):
+    # A container that cannot start: its reason reaches status (and an Event) at once, and the run
+    # fails after --pod-start-timeout with that reason; the stuck Pod is deleted, no retry is made.
+    env.controller(extra=["--pod-start-timeout", "4"])
+    env.set_plan({"img-": {"outcome": "waiting", "reason": "ImagePullBackOff",
+                           "message": 'Back-off pulling image "registry.invalid/trainer:1"'},
+                  "bad-": {"outcome": "waiting", "reason": "InvalidImageName",
+                           "message": 'Failed to apply default image tag "UPPER/Case": invalid reference format'}})
+    t0 = time.time()
+    env.job("img", image="registry.invalid/trainer:1")
+    st = wait_for(lambda: env.status("img").get("reason") == "ImagePullBackOff" and env.status("img"), 10,
+                  "the waiting reason in status")
+    check(st.get("phase") == "Pending" and "Back-off pulling image" in st.get("message", ""),
+          f"Pending with the kubelet's message: {st.get('message')}")
+    check(cond(st, "Running") == "False", "Running condition False while the image cannot be pulled")
+    check(wait_for(lambda: "ImagePullBackOff" in env.events("img"), 5, "event"), "a Warning Event names the reason")
+    st = env.wait_phase("img", "Failed", timeout=20)
+    check(st.get("reason") == "ImagePullBackOff" and cond(st, "Failed") == "True",
+          f"Failed with reason ImagePullBackOff: {st.get('reason')}: {st.get('message')}")
+    check(time.time() - t0 >= 4, "not before the pod start timeout")
+    check(st.get("attempts") == 1, f"no retry for a Pod that cannot start (attempts {st.get('attempts')})")
+    check(wait_for(lambda: env.pods("img") == [] or all(
+        env.kube.get(f"/api/v1/namespaces/{env.ns}/pods/{p}")["metadata"].get("deletionTimestamp")
+        for p in env.pods("img")), 10, "pod deleted"), "the stuck Pod is deleted")
+    # InvalidImageName never heals: failed at once.
+    t0 = time.time()
+    env.job("bad", image="UPPER/Case")
+    st = env.wait_phase("bad", "Failed", timeout=10)
+    check(st.get("reason") == "InvalidImageName" and "invalid reference format" in st.get("message", ""),
+          f"InvalidImageName fails the run: {st.get('message')}")
+    check(time.time() - t0 < 4, "at once, without waiting for the timeout")
 
 
 def scenario_lifecycle(env):

@@ -12,7 +12,9 @@ then "default"):
   {"tj-1-1": {"outcome": "fail", "exitCode": 1, "message": "boom"},
    "tj-": {"outcome": "succeed", "result": {...termination message...}},
    "default": {"outcome": "succeed"}}
-Outcomes: succeed | fail | preempt | run (stay Running) | pending (never bind) | exec.
+Outcomes: succeed | fail | preempt | run (stay Running) | pending (never bind) | exec |
+waiting (bound, the container never starts: state.waiting with "reason", default ErrImagePull,
+and "message", as a kubelet reports an image it cannot pull).
 Options: runSeconds (time Running before finishing, default 0.5), progress (list of progress
 objects POSTed to the Pod's --progress-url while running), reason (preempt: DisruptionTarget
 reason, default PreemptionByScheduler).
@@ -282,6 +284,15 @@ class Agent:
                 continue
             if not spec.get("nodeName"):
                 self.bind(pod)
+                continue
+            if outcome == "waiting":
+                if uid not in self.started:
+                    self.started[uid] = time.time()
+                    self.status_patch(pod, {"phase": "Pending", "containerStatuses": [{
+                        "name": "trainer", "ready": False, "restartCount": 0, "image": "img", "imageID": "",
+                        "state": {"waiting": {"reason": b.get("reason", "ErrImagePull"),
+                                              "message": b.get("message", "failed to pull image")}}}]})
+                    self.actions.append((name, "waiting"))
                 continue
             if phase == "Pending":
                 self.run_pod(pod)
