@@ -2,12 +2,12 @@
 #include "tz.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "fileio.h"
 
 /* One end of a daylight-saving period: "Mm.w.d", "Jn" or "n", at time seconds after local midnight. */
 typedef struct {
@@ -299,8 +299,8 @@ int tz_load(tz_zone **out, const char *name)
     if (!name || !name_ok(name))
         return err_set(KF_EINVAL, "time zone \"%s\" is not a zone name such as Europe/Paris", name ? name : "");
     const char *dir = getenv("ZONEINFO");
-    char *path = NULL;
-    unsigned char *buf = NULL;
+    char *path = NULL, *buf = NULL;
+    size_t len = 0;
     tz_zone *z = calloc(1, sizeof *z);
     int rc = 0;
     if (!z || asprintf(&path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name) < 0) {
@@ -308,23 +308,13 @@ int tz_load(tz_zone **out, const char *name)
         rc = err_set(KF_ENOMEM, "out of memory");
         goto done;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        rc = errno == ENOENT || errno == ENOTDIR || errno == EISDIR
-                 ? err_set(KF_ENOTFOUND, "time zone \"%s\" is not in the zone database (%s)", name, path)
-                 : err_set(KF_EIO, "time zone \"%s\": %s: %s", name, path, strerror(errno));
-        goto done;
-    }
-    size_t cap = 1 << 17, len = 0; /* zone files are a few KiB */
-    if ((buf = malloc(cap)))
-        len = fread(buf, 1, cap, f);
-    int bad = !buf || ferror(f) || len == cap;
-    fclose(f);
-    if (bad) {
-        rc = err_set(buf ? KF_EINVAL : KF_ENOMEM, "time zone \"%s\": %s is not a readable TZif file", name, path);
-        goto done;
-    }
-    rc = parse_tzif(z, buf, len, name);
+    rc = file_read_max(&buf, &len, path, 1 << 20); /* zone files are a few KiB */
+    if (rc == KF_ENOTFOUND || (rc == KF_EINVAL && strstr(err_msg(), "not a regular file")))
+        rc = err_set(KF_ENOTFOUND, "time zone \"%s\" is not in the zone database (%s)", name, path);
+    else if (rc < 0)
+        rc = err_wrap(rc, "time zone \"%s\"", name);
+    else
+        rc = parse_tzif(z, (const unsigned char *)buf, len, name);
 done:
     free(buf);
     free(path);
