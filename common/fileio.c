@@ -2,6 +2,7 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,11 @@ int file_read_max(char **buf, size_t *len, const char *path, size_t max)
             rc = err_set(KF_EINVAL, "%s: larger than %zu bytes", path, max);
             goto done;
         }
-        size_t ncap = cap <= (SIZE_MAX - 1) / 2 ? cap * 2 : SIZE_MAX;
+        if (cap > PTRDIFF_MAX / 2) {
+            rc = err_set(KF_ENOMEM, "%s: out of memory (more than %zu bytes)", path, cap);
+            goto done;
+        }
+        size_t ncap = cap * 2;
         char *nb = realloc(b, ncap);
         if (!nb) {
             rc = err_set(KF_ENOMEM, "%s: out of memory (%zu bytes)", path, ncap);

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# test_trainer_device: --device / --precision from the outside. Without a usable GPU (a CPU-only
-# build, or a CUDA build on a machine without one) `--device cuda` trains on the CPU after ONE
-# warning naming the reason, `--device auto` after ONE info line, `--device cpu` says nothing;
-# all three give the same model as the CPU (same seed, same threads). With a GPU, cuda/auto must
-# say "training on the GPU" and record device "cuda" instead (tests/gpu-backend/test_gpu_trainer
-# compares the numbers there). Bad values are exit-2 errors that name the flag.
+# test_trainer_device: --device / --precision / --threads from the outside. Without a usable GPU
+# `--device cuda` is an error, never a silent CPU run: exit 3 (Transient: retried) with "no usable
+# GPU" when this build has CUDA, exit 2 (BadInput) with "built without CUDA" when it has not
+# (KUBEFIT_TRAINER_CUDA says which build this is: ON/1 or OFF/empty); no model is written.
+# `--device auto` trains on the CPU after ONE info line and gives the same model as
+# `--device cpu` (same seed, same threads); `--device cpu` says nothing. The device used is in
+# config.json and the result. With a GPU, cuda/auto must say "training on the GPU" and record
+# device "cuda" (tests/gpu-backend/test_gpu_trainer compares the numbers there). --threads 0
+# follows the cgroup CPU quota (a fake cgroup folder via KUBEFIT_CGROUP_ROOT). Bad values are
+# exit-2 errors that name the flag.
 set -uo pipefail
 src=${KUBEFIT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=${KUBEFIT_BINARY_DIR:-$src/build}
@@ -18,13 +22,14 @@ ok() { checks=$((checks+1)); if ! eval "$1"; then echo "FAIL: $2"; fails=$((fail
 mkdir -p "$tmp/b/en/data"
 python3 "$src/tests/e2e-trainer/keyword_data.py" "$tmp/b/en/data" 11 96 32 || { echo "FAIL: no data"; exit 1; }
 B="file://$tmp/b"
-small=(--emb-size 16 --hidden-size 24 --layers 2 --batch-size 16 --bptt 16 --max-vocab 500 --threads 2
+small=(--emb-size 16 --hidden-size 24 --layers 2 --batch-size 16 --bptt 16 --max-vocab 500
        --lm-epochs 1 --epochs 2 --clip 0.5 --seed 7)
 
 # run JOB ARGS...: trains into job JOB; exit status in $rc, stderr in $tmp/JOB.err
-run() {
+run() { # (--threads 2 unless the call gives --threads)
   local job=$1; shift
-  "$T" train --lang en --bucket-name "$B" --model-dir m --job "$job" "${small[@]}" "$@" \
+  local thr=(--threads 2); [[ " $* " == *" --threads "* ]] && thr=()
+  "$T" train --lang en --bucket-name "$B" --model-dir m --job "$job" "${small[@]}" "${thr[@]}" "$@" \
     --result-file "$tmp/$job.json" >"$tmp/$job.out" 2>"$tmp/$job.err"
   rc=$?
 }
@@ -37,27 +42,42 @@ ok "[ \"$(field $tmp/b/m/en/cpu/1/config.json device)\" = cpu ]" "--device cpu: 
 ok "[ $(lines 'GPU\|falling back' $tmp/cpu.err) = 0 ]" "--device cpu: no device line"
 
 run cuda --device cuda
-ok "[ $rc = 0 ]" "--device cuda: exit $rc ($(tail -2 $tmp/cuda.err))"
 if grep -q '"training on the GPU"' "$tmp/cuda.err"; then
-  echo "note: a GPU answered; the fallback checks are skipped"
+  echo "note: a GPU answered; the no-GPU checks are skipped"
+  ok "[ $rc = 0 ]" "--device cuda on a GPU: exit $rc ($(tail -2 $tmp/cuda.err))"
   ok "[ \"$(field $tmp/b/m/en/cuda/1/config.json device)\" = cuda ]" "--device cuda on a GPU: config.json says cuda"
+  ok "[ \"$(field $tmp/cuda.json device)\" = cuda ]" "--device cuda on a GPU: the result says cuda"
   gpu=1
 else
   gpu=0
-  ok "[ $(lines '\"level\":\"warn\".*falling back to the CPU' $tmp/cuda.err) = 1 ]" \
-     "--device cuda without a GPU: exactly one warning ($(grep -c 'falling back' $tmp/cuda.err) found)"
-  ok "grep -q '\"msg\":\"--device cuda is not possible here: falling back to the CPU\",\"device\":\"cpu\",\"reason\":\"[^\"]' $tmp/cuda.err" \
-     "--device cuda: the warning names the reason ($(grep 'falling back' $tmp/cuda.err | head -c 300))"
-  ok "[ \"$(field $tmp/b/m/en/cuda/1/config.json device)\" = cpu ]" "--device cuda fallback: config.json says cpu"
-  ok "grep -q '\"phase\":\"Succeeded\"' $tmp/cuda.json" "--device cuda fallback: Succeeded result"
-  ok "python3 -c \"import json,sys; a=json.load(open('$tmp/b/m/en/cpu/1/metrics.json')); b=json.load(open('$tmp/b/m/en/cuda/1/metrics.json')); sys.exit(not (a['history'][-1]['trainLoss']==b['history'][-1]['trainLoss'] and a['overall']==b['overall'] and a['overall']['validLoss']>0))\"" \
-     "--device cuda fallback trains exactly as --device cpu (same history and metrics)"
+  case "${KUBEFIT_TRAINER_CUDA:-}" in
+    ON|on|1|TRUE|true) want=3 reason=Transient msg='--device cuda: no usable GPU: ' ;;
+    *) want=2 reason=BadInput msg='--device cuda: this trainer was built without CUDA' ;;
+  esac
+  ok "[ $rc = $want ]" "--device cuda without a GPU: exit $rc, expected $want ($(tail -1 $tmp/cuda.err))"
+  ok "grep -q -- '$msg' $tmp/cuda.err" "--device cuda without a GPU says why ($(tail -1 $tmp/cuda.err | head -c 300))"
+  ok "grep -q '\"phase\":\"Failed\",\"reason\":\"$reason\"' $tmp/cuda.json" "--device cuda without a GPU: a $reason result ($(cat $tmp/cuda.json))"
+  ok "[ ! -e $tmp/b/m/en/cuda/1/model.safetensors ] && [ ! -e $tmp/b/m/en/cuda/1/config.json ]" \
+     "--device cuda without a GPU: nothing trained, nothing written"
+  ok "! grep -q 'falling back\|training on the CPU' $tmp/cuda.err" "--device cuda never falls back to the CPU"
   run auto --device auto
   ok "[ $rc = 0 ]" "--device auto: exit $rc"
   ok "[ $(lines '\"level\":\"info\".*\"no usable GPU: training on the CPU\",\"device\":\"cpu\",\"reason\":\"[^\"]' $tmp/auto.err) = 1 ]" \
      "--device auto without a GPU: one info line with the reason"
   ok "[ $(lines '\"level\":\"warn\".*GPU\|falling back' $tmp/auto.err) = 0 ]" "--device auto: no warning"
+  ok "[ \"$(field $tmp/b/m/en/auto/1/config.json device)\" = cpu ] && [ \"$(field $tmp/auto.json device)\" = cpu ]" \
+     "--device auto fallback: config.json and the result say cpu"
+  ok "python3 -c \"import json,sys; a=json.load(open('$tmp/b/m/en/cpu/1/metrics.json')); b=json.load(open('$tmp/b/m/en/auto/1/metrics.json')); sys.exit(not (a['history'][-1]['trainLoss']==b['history'][-1]['trainLoss'] and a['overall']==b['overall'] and a['overall']['validLoss']>0))\"" \
+     "--device auto fallback trains exactly as --device cpu (same history and metrics)"
 fi
+
+# --threads 0: the cgroup CPU quota (rounded up), said in a log line; --threads N: N.
+mkdir -p "$tmp/cg" && echo "150000 100000" > "$tmp/cg/cpu.max"
+KUBEFIT_CGROUP_ROOT="$tmp/cg" run thr --device cpu --threads 0
+ok "[ $rc = 0 ]" "--threads 0 with a cgroup quota: exit $rc"
+ok "grep -q '\"CPU threads\",\"threads\":2,\"from\":\"cgroup CPU quota\"' $tmp/thr.err" \
+   "--threads 0 under a 1.5-CPU quota: 2 threads from the quota ($(grep 'CPU threads' $tmp/thr.err))"
+ok "grep -q '\"CPU threads\",\"threads\":2,\"from\":\"--threads\"' $tmp/cpu.err" "--threads 2: 2 threads from the flag"
 
 # --precision: recorded; on the CPU a non-fp32 request is a warning, not an error.
 run prec --device cpu --precision bf16
@@ -68,7 +88,7 @@ ok "[ \"$(field $tmp/b/m/en/prec/1/config.json precision)\" = fp32 ]" "--precisi
 # Bad values: exit 2, named, BadInput result.
 run bad --device tpu
 ok "[ $rc = 2 ]" "--device tpu: exit $rc, expected 2"
-ok "grep -q -- '--device tpu: expected auto, cpu or cuda' $tmp/bad.err" "--device tpu is named ($(tail -1 $tmp/bad.err))"
+ok "grep -q -- '--device: expected auto, cpu or cuda, got \\\"tpu' $tmp/bad.err" "--device tpu is named ($(tail -1 $tmp/bad.err))"
 ok "grep -q '\"reason\":\"BadInput\"' $tmp/bad.json" "--device tpu: BadInput result"
 run badp --precision fp64
 ok "[ $rc = 2 ]" "--precision fp64: exit $rc, expected 2"

@@ -22,6 +22,7 @@ static void make_summary(metrics_summary *s, char ***names, int L)
             abort();
     }
     metrics_from_counts(s, 1);
+    s->subset_accuracy = 0.375; /* not computable from per-label counts: set as metrics_summarize would */
     s->loss = 0.123;
 }
 
@@ -39,11 +40,13 @@ int main(void)
         CHECK_EQ_INT(0, report_history_add(&h, &(report_epoch){.stage = "finetune-lm", .epoch = e + 1,
                                                                .train_loss = 5.0 - e, .valid_loss = 4.8 - e * 0.7,
                                                                .accuracy = 0.1 + 0.05 * e, .micro_f1 = NAN,
-                                                               .macro_f1 = NAN, .lr = 1e-2, .seconds = 3}));
+                                                               .macro_f1 = NAN, .lr = 1e-2, .seconds = 3,
+                                                               .subset_accuracy = NAN, .label_accuracy = NAN}));
     for (int e = 0; e < 5; e++)
         CHECK_EQ_INT(0, report_history_add(&h, &(report_epoch){.stage = "classifier", .epoch = e + 1,
                                                                .train_loss = 0.3 / (e + 1), .valid_loss = 0.25 / (e + 1),
-                                                               .accuracy = 0.9 + 0.01 * e, .micro_f1 = 0.5 + 0.05 * e,
+                                                               .accuracy = NAN, .subset_accuracy = 0.3 + 0.01 * e,
+                                                               .label_accuracy = 0.9 + 0.01 * e, .micro_f1 = 0.5 + 0.05 * e,
                                                                .macro_f1 = 0.2 + 0.04 * e, .lr = 2e-2, .seconds = 1.5}));
     CHECK_EQ_INT(5, report_history_count(&h, "classifier"));
 
@@ -54,7 +57,8 @@ int main(void)
     report_run r = {.stage = "classifier", .epochs = 5, .multi_label = 1, .valid = &s, .label_names = names,
                     .train_loss = 0.06, .history = &h, .n_train = 2000, .n_valid = 500,
                     .model_uri = "gs://b/models/en/job/1/model.safetensors",
-                    .metrics_uri = "gs://b/models/en/job/1/metrics.json", .train_seconds = 12.5};
+                    .metrics_uri = "gs://b/models/en/job/1/metrics.json", .train_seconds = 12.5, .device = "cuda",
+                    .unseen_rows = 4, .unseen_dropped_rows = 0, .unseen_labels = names, .n_unseen_labels = 12};
 
     /* Result: fits, valid JSON, labels sorted by support and a prefix of all labels. */
     char *res = NULL;
@@ -72,6 +76,12 @@ int main(void)
     CHECK_EQ_STR("Succeeded", json_string_value(json_object_get(j, "phase")));
     CHECK_NEAR(s.micro_f1, json_real_value(json_object_get(json_object_get(j, "metrics"), "microF1")), 1e-4, 0);
     CHECK_EQ_STR(r.model_uri, json_string_value(json_object_get(j, "modelURI")));
+    CHECK_EQ_STR("cuda", json_string_value(json_object_get(j, "device")));
+    /* multi-label: subset (exact match) and per-label accuracy under their own names, no "accuracy" */
+    json_t *met = json_object_get(j, "metrics");
+    CHECK(json_object_get(met, "accuracy") == NULL);
+    CHECK_NEAR(0.375, json_real_value(json_object_get(met, "subsetAccuracy")), 1e-9, 0);
+    CHECK_NEAR(s.label_accuracy, json_real_value(json_object_get(met, "labelAccuracy")), 1e-4, 0);
     json_decref(j);
     /* One more label would not have fit: adding the next one exceeds the limit. */
     free(res);
@@ -94,18 +104,63 @@ int main(void)
     }
     CHECK_NEAR(2.0 * tp / (2.0 * tp + fp + fn),
                json_real_value(json_object_get(json_object_get(j, "overall"), "microF1")), 1e-5, 0);
-    CHECK_NEAR(1.0 - (double)(fp + fn) / (500.0 * L),
-               json_real_value(json_object_get(json_object_get(j, "overall"), "accuracy")), 1e-5, 0);
+    json_t *ov = json_object_get(j, "overall");
+    CHECK_NEAR(1.0 - (double)(fp + fn) / (500.0 * L), json_real_value(json_object_get(ov, "labelAccuracy")), 1e-5, 0);
+    CHECK_NEAR(0.375, json_real_value(json_object_get(ov, "subsetAccuracy")), 1e-9, 0);
+    CHECK(json_object_get(ov, "accuracy") == NULL);
+    json_t *h0 = json_array_get(json_object_get(j, "history"), 0), *h7 = json_array_get(json_object_get(j, "history"), 7);
+    CHECK_NEAR(0.1, json_real_value(json_object_get(h0, "accuracy")), 1e-9, 0); /* LM: next-token accuracy */
+    CHECK(json_object_get(h0, "subsetAccuracy") == NULL);
+    CHECK(json_object_get(h7, "accuracy") == NULL);
+    CHECK_NEAR(0.34, json_real_value(json_object_get(h7, "subsetAccuracy")), 1e-9, 0);
+    CHECK_NEAR(0.94, json_real_value(json_object_get(h7, "labelAccuracy")), 1e-9, 0);
+    CHECK_EQ_STR("cuda", json_string_value(json_object_get(j, "device")));
+    /* unseen validation labels: counts whole, the first REPORT_UNSEEN_SHOWN names listed */
+    json_t *un = json_object_get(j, "validUnseenLabels");
+    CHECK_EQ_INT(4, json_integer_value(json_object_get(un, "rows")));
+    CHECK_EQ_INT(0, json_integer_value(json_object_get(un, "droppedRows")));
+    CHECK_EQ_INT(12, json_integer_value(json_object_get(un, "distinct")));
+    CHECK_EQ_INT(REPORT_UNSEEN_SHOWN, json_array_size(json_object_get(un, "labels")));
+    CHECK_EQ_STR(names[1], json_string_value(json_array_get(json_object_get(un, "labels"), 1)));
     json_decref(j);
     free(mj);
+
+    /* single-label: a plain "accuracy", no subset/label accuracy; the history round-trips through
+     * the checkpoint form (JSON) with each kind kept */
+    metrics_summary s1 = s;
+    metrics_from_counts(&s1, 0);
+    report_run r1 = r;
+    r1.multi_label = 0;
+    r1.valid = &s1;
+    CHECK_EQ_INT(0, report_metrics_json(&mj, &r1));
+    j = json_loads(mj, 0, &jerr);
+    ov = json_object_get(j, "overall");
+    CHECK_NEAR(s1.accuracy, json_real_value(json_object_get(ov, "accuracy")), 1e-5, 0);
+    CHECK(json_object_get(ov, "subsetAccuracy") == NULL && json_object_get(ov, "labelAccuracy") == NULL);
+    json_decref(j);
+    free(mj);
+    char *hj2 = NULL;
+    report_history h2 = {0};
+    CHECK_EQ_INT(0, report_history_json(&hj2, &h));
+    CHECK_EQ_INT(0, report_history_parse(&h2, hj2));
+    CHECK_EQ_INT(8, (long long)h2.n);
+    if (h2.n == 8) {
+        CHECK_NEAR(0.1, h2.v[0].accuracy, 0, 0);
+        CHECK(isnan(h2.v[0].subset_accuracy) && isnan(h2.v[7].accuracy));
+        CHECK_NEAR(0.34, h2.v[7].subset_accuracy, 1e-12, 0);
+        CHECK_NEAR(0.94, h2.v[7].label_accuracy, 1e-12, 0);
+    }
+    report_history_dispose(&h2);
+    free(hj2);
 
     /* history.csv */
     char *csv = NULL;
     CHECK_EQ_INT(0, report_history_csv(&csv, &h));
-    static const char hdr[] = "stage,epoch,train_loss,valid_loss,accuracy,micro_f1,macro_f1,lr,seconds\n";
+    static const char hdr[] =
+        "stage,epoch,train_loss,valid_loss,accuracy,subset_accuracy,label_accuracy,micro_f1,macro_f1,lr,seconds\n";
     CHECK(strncmp(csv, hdr, sizeof hdr - 1) == 0);
-    CHECK(strstr(csv, "finetune-lm,1,5,4.8,0.1,,,0.01,3\n") != NULL);
-    CHECK(strstr(csv, "classifier,5,0.06,0.05,0.94,0.7,0.36,0.02,1.5\n") != NULL);
+    CHECK(strstr(csv, "finetune-lm,1,5,4.8,0.1,,,,,0.01,3\n") != NULL);
+    CHECK(strstr(csv, "classifier,5,0.06,0.05,,0.34,0.94,0.7,0.36,0.02,1.5\n") != NULL);
     free(csv);
 
     /* curves.svg: two stages, legends, axis labels; well-formed enough for an XML parser. */

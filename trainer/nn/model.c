@@ -276,10 +276,24 @@ void nn_reset(nn_model *m)
     }
 }
 
-/* Carves the activation block: first pass (base NULL) sizes it, second assigns pointers. */
-static size_t layout_acts(const nn_model *m, nn_acts *a, char *base)
+size_t nn_config_num_params(const nn_config *c)
 {
-    const nn_config *c = &m->cfg;
+    if (check_config(c) < 0) {
+        err_clear();
+        return 0;
+    }
+    /* as nn_model_new lays them out: each tensor starts 16-float aligned */
+    size_t n = align16((size_t)c->vocab * (size_t)c->emb);
+    for (int l = 0; l < c->layers; l++) {
+        size_t I = (size_t)nn_in_size(c, l), H = (size_t)nn_out_size(c, l);
+        n += align16(4 * H * H) + align16(4 * H * I) + 2 * align16(4 * H);
+    }
+    return n + align16((size_t)c->vocab);
+}
+
+/* Carves the activation block: first pass (base NULL) sizes it, second assigns pointers. */
+static size_t layout_acts(const nn_config *c, nn_acts *a, char *base)
+{
     size_t off = 0, B = (size_t)a->B, T = (size_t)a->T, E = (size_t)c->emb, V = (size_t)c->vocab;
     size_t Hmax = (size_t)(c->hidden > c->emb ? c->hidden : c->emb);
 #define TAKE(ptr, type, count)                                                                 \
@@ -335,12 +349,12 @@ int nn_acts_new(nn_acts **out, nn_model *m, int B, int T, unsigned flags)
         goto done;
     }
     a->B = B, a->T = T, a->decoder = (flags & NN_ACTS_DECODER) != 0;
-    size_t bytes = layout_acts(m, a, NULL);
+    size_t bytes = layout_acts(&m->cfg, a, NULL);
     if (!(a->block = m->be->alloc(m->be, bytes))) {
         rc = err_set(KF_ENOMEM, "nn: cannot allocate %zu bytes of activations", bytes);
         goto done;
     }
-    layout_acts(m, a, a->block);
+    layout_acts(&m->cfg, a, a->block);
     if (a->decoder && !(a->red = m->be->alloc(m->be, 3 * sizeof(double)))) {
         rc = err_set(KF_ENOMEM, "nn: cannot allocate the loss sums");
         goto done;
@@ -350,6 +364,16 @@ int nn_acts_new(nn_acts **out, nn_model *m, int B, int T, unsigned flags)
 done:
     nn_acts_free(m, a);
     return rc;
+}
+
+size_t nn_acts_bytes(const nn_config *cfg, int B, int T, unsigned flags)
+{
+    if (B < 1 || T < 1 || (long long)B * T > (1ll << 24) || check_config(cfg) < 0) {
+        err_clear();
+        return 0;
+    }
+    nn_acts a = {.B = B, .T = T, .decoder = (flags & NN_ACTS_DECODER) != 0};
+    return layout_acts(cfg, &a, NULL);
 }
 
 void nn_acts_free(nn_model *m, nn_acts *a)

@@ -143,6 +143,12 @@ enum { NN_ACTS_DECODER = 1 };
 
 /* Allocates activations for up to B x T. Caller frees with nn_acts_free. training starts false. */
 int nn_acts_new(nn_acts **out, nn_model *m, int B, int T, unsigned flags);
+/* What nn_acts_new would allocate for a model of this configuration, in bytes; 0 when B, T or
+ * the configuration is out of range. For sizing a run before allocating anything. */
+size_t nn_acts_bytes(const nn_config *cfg, int B, int T, unsigned flags);
+/* Floats of the parameter block nn_model_new allocates for cfg (the gradient block is as big);
+ * 0 when cfg is invalid. */
+size_t nn_config_num_params(const nn_config *cfg);
 void nn_acts_free(nn_model *m, nn_acts *a);
 
 /* Draws every dropout mask of one forward call from (seed, step) and sets a->training = true.

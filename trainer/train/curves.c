@@ -161,7 +161,7 @@ int report_curves_svg(char **out, const report_history *h)
     }
     for (int k = 0; k < n_stages; k++) {
         size_t n = 0;
-        int has_metrics = 0;
+        int has_metrics = 0, subset = 0;
         double *tl = col, *vl = col + h->n, *acc = col + 2 * h->n, *mi = col + 3 * h->n, *ma = col + 4 * h->n;
         for (size_t i = 0; i < h->n; i++) {
             const report_epoch *e = &h->v[i];
@@ -169,10 +169,11 @@ int report_curves_svg(char **out, const report_history *h)
                 continue;
             tl[n] = e->train_loss;
             vl[n] = e->valid_loss;
-            acc[n] = e->accuracy;
+            subset |= isfinite(e->subset_accuracy); /* multi-label: exact-match accuracy */
+            acc[n] = isfinite(e->subset_accuracy) ? e->subset_accuracy : e->accuracy;
             mi[n] = e->micro_f1;
             ma[n] = e->macro_f1;
-            has_metrics |= isfinite(e->accuracy) || isfinite(e->micro_f1);
+            has_metrics |= isfinite(acc[n]) || isfinite(e->micro_f1);
             n++;
         }
         char title[96];
@@ -182,7 +183,8 @@ int report_curves_svg(char **out, const report_history *h)
         panel(&s, 10, y0, title, "loss", loss, 2, n, 0);
         if (has_metrics) {
             snprintf(title, sizeof title, "%s: validation metrics", stages[k]);
-            series m[3] = {{"accuracy", "#2ca02c", acc}, {"micro F1", "#d62728", mi}, {"macro F1", "#9467bd", ma}};
+            series m[3] = {{subset ? "subset accuracy" : "accuracy", "#2ca02c", acc}, {"micro F1", "#d62728", mi},
+                           {"macro F1", "#9467bd", ma}};
             panel(&s, 20 + PANEL_W, y0, title, "score", m, 3, n, 1);
         }
     }

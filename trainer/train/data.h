@@ -44,7 +44,7 @@ typedef struct {
 } data_set;
 
 /* How many unseen label names metrics.json and the log show (the count is always whole). */
-#define DATA_UNSEEN_SHOWN 10
+#define DATA_UNSEEN_SHOWN 10 /* = REPORT_UNSEEN_SHOWN */
 
 typedef struct {
     /* Files: CSV or JSON lines by their name (.csv / .jsonl, .ndjson, .json: dataset.h); the

@@ -262,8 +262,8 @@ int fit_lm_run(fit_ctx *c, fit_lm *f, const char *stage, const data_docs *train,
                 }
             }
             if (!isfinite(l.total)) {
-                rc = err_set(KF_EINVAL, "%s: the loss diverged (%g) at epoch %d step %ld; lower --lm-lr",
-                             stage, l.total, e + 1, k + 1);
+                rc = err_set(KF_EINVAL, "%s epoch %d step %ld: the loss became %g: training diverged; the inputs were "
+                             "finite: try a lower --lm-lr", stage, e + 1, k + 1, l.total);
                 goto done;
             }
             sum += l.ce;
@@ -277,6 +277,7 @@ int fit_lm_run(fit_ctx *c, fit_lm *f, const char *stage, const data_docs *train,
             goto done;
         report_epoch rec = {.stage = stage, .epoch = e + 1, .train_loss = nsteps ? sum / nsteps : NAN,
                             .valid_loss = vloss, .accuracy = vacc, .micro_f1 = NAN, .macro_f1 = NAN,
+                            .subset_accuracy = NAN, .label_accuracy = NAN,
                             .lr = lr, .seconds = fit_now() - t0};
         if ((rc = report_history_add(c->hist, &rec)) < 0)
             goto done;
@@ -547,7 +548,8 @@ int fit_clf_run(fit_ctx *c, fit_clf *f, const data_set *d, int epochs, int start
                 if (rc < 0)
                     goto done;
                 if (!isfinite(loss)) {
-                    rc = err_set(KF_EINVAL, "classifier: the loss diverged (%g) at epoch %d; lower --lr", loss, e + 1);
+                    rc = err_set(KF_EINVAL, "classifier epoch %d step %ld: the loss became %g: training diverged; the "
+                                 "inputs were finite: try a lower --lr", e + 1, k + 1, loss);
                     goto done;
                 }
                 nn_zero_grad(f->m);
@@ -568,13 +570,16 @@ int fit_clf_run(fit_ctx *c, fit_clf *f, const data_set *d, int epochs, int start
                 goto done;
             report_epoch rec = {.stage = "classifier", .epoch = e + 1, .train_loss = sum / nb,
                                 .valid_loss = final->loss, .accuracy = final->accuracy,
+                                .subset_accuracy = final->subset_accuracy, .label_accuracy = final->label_accuracy,
                                 .micro_f1 = final->micro_f1, .macro_f1 = final->macro_f1, .lr = hi,
                                 .seconds = fit_now() - t0};
             if ((rc = report_history_add(c->hist, &rec)) < 0)
                 goto done;
-            log_info("fit", "epoch done", "{s:s,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:f}", "stage", "classifier", "epoch",
-                     e + 1, "epochs", epochs, "freezeTo", freeze[ph], "trainLoss", rec.train_loss, "validLoss",
-                     rec.valid_loss, "accuracy", rec.accuracy, "microF1", rec.micro_f1, "seconds", rec.seconds);
+            /* (a NaN field is left out of the line: accuracy or subset/label accuracy, by the mode) */
+            log_info("fit", "epoch done", "{s:s,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "stage", "classifier",
+                     "epoch", e + 1, "epochs", epochs, "freezeTo", freeze[ph], "trainLoss", rec.train_loss,
+                     "validLoss", rec.valid_loss, "accuracy", rec.accuracy, "subsetAccuracy", rec.subset_accuracy,
+                     "labelAccuracy", rec.label_accuracy, "microF1", rec.micro_f1, "seconds", rec.seconds);
             if (c->on_epoch && (rc = c->on_epoch(c->cb, "classifier", e + 1)) < 0)
                 goto done;
         }

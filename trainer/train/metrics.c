@@ -1,6 +1,7 @@
 /* metrics: counts -> precision/recall/F1, accuracy. See metrics.h. */
 #include "metrics.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ void metrics_dispose(metrics_acc *m)
 void metrics_reset(metrics_acc *m)
 {
     memset(m->tp, 0, (size_t)m->n_labels * 3 * sizeof *m->tp);
-    m->n = m->correct = 0;
+    m->n = m->correct = m->exact = 0;
     m->loss_sum = 0;
 }
 
@@ -44,13 +45,16 @@ void metrics_add(metrics_acc *m, const float *probs, const float *targets, int B
         const float *p = probs + (size_t)b * L;
         if (m->multi_label) {
             const float *t = targets + (size_t)b * L;
+            int all = 1;
             for (int l = 0; l < L; l++) {
                 int pred = p[l] > m->thresh, truth = t[l] > 0.5f;
                 m->tp[l] += pred && truth;
                 m->fp[l] += pred && !truth;
                 m->fn[l] += !pred && truth;
                 m->correct += pred == truth;
+                all &= pred == truth;
             }
+            m->exact += all;
         } else {
             int best = 0, truth = (int)targets[b];
             for (int l = 1; l < L; l++)
@@ -61,6 +65,7 @@ void metrics_add(metrics_acc *m, const float *probs, const float *targets, int B
             if (best == truth) {
                 m->tp[best]++;
                 m->correct++;
+                m->exact++;
             } else {
                 m->fp[best]++;
                 if (truth >= 0)
@@ -95,10 +100,13 @@ void metrics_from_counts(metrics_summary *s, int multi_label)
     }
     s->micro_f1 = ratio(2.0 * tp, (double)(2 * tp + fp + fn));
     s->macro_f1 = counted ? f1_sum / counted : 0.0;
-    if (multi_label)
-        s->accuracy = ratio((double)s->n * s->n_labels - (double)(fp + fn), (double)s->n * s->n_labels);
-    else
+    if (multi_label) {
+        s->accuracy = NAN;
+        s->label_accuracy = ratio((double)s->n * s->n_labels - (double)(fp + fn), (double)s->n * s->n_labels);
+    } else {
         s->accuracy = ratio((double)tp, (double)s->n);
+        s->subset_accuracy = s->label_accuracy = NAN;
+    }
 }
 
 int metrics_summarize(metrics_summary *s, const metrics_acc *m)
@@ -115,6 +123,8 @@ int metrics_summarize(metrics_summary *s, const metrics_acc *m)
         s->labels[l].fn = m->fn[l];
     }
     metrics_from_counts(s, m->multi_label);
+    if (m->multi_label)
+        s->subset_accuracy = ratio((double)m->exact, (double)m->n);
     s->loss = m->n ? m->loss_sum / (double)m->n : 0.0;
     return 0;
 }

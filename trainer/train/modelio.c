@@ -1,6 +1,7 @@
 /* modelio: weights <-> safetensors with fastai names. See modelio.h. */
 #include "modelio.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,17 @@ char *modelio_name(const char *nn_name, int classifier)
 
 static int is_decoder(const char *name) { return strncmp(name, "1.decoder.", 10) == 0; }
 
+/* Weights about to be written must be finite: a model that learnt NaN is a failed run, never a
+ * saved model. */
+static int check_finite(const float *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return err_set(KF_EINVAL, "weights: tensor \"%s\" holds %s (element %zu of %zu): training diverged",
+                           name, isnan(v[i]) ? "NaN" : "infinity", i, n);
+    return 0;
+}
+
 int modelio_add_nn(st_writer *w, nn_model *m, int classifier, float **host)
 {
     int rc = 0;
@@ -35,7 +47,8 @@ int modelio_add_nn(st_writer *w, nn_model *m, int classifier, float **host)
         char *name = modelio_name(t[i].name, classifier);
         if (!name)
             return err_set(KF_ENOMEM, "out of memory");
-        rc = st_writer_add(w, name, *host + t[i].offset, t[i].shape, t[i].ndim);
+        if ((rc = check_finite(*host + t[i].offset, t[i].numel, name)) == 0)
+            rc = st_writer_add(w, name, *host + t[i].offset, t[i].shape, t[i].ndim);
         free(name);
     }
     return rc;
@@ -52,10 +65,12 @@ int modelio_add_head(st_writer *w, head_clf *c, nn_backend *be, float **host)
     be->download(be, *host + np, head_buffers(c), nb * sizeof **host);
     const nn_tensor *t = head_tensors(c);
     for (int i = 0; i < head_tensor_count(c) && rc == 0; i++)
-        rc = st_writer_add(w, t[i].name, *host + t[i].offset, t[i].shape, t[i].ndim);
+        if ((rc = check_finite(*host + t[i].offset, t[i].numel, t[i].name)) == 0)
+            rc = st_writer_add(w, t[i].name, *host + t[i].offset, t[i].shape, t[i].ndim);
     const nn_tensor *b = head_buffer_tensors(c);
     for (int i = 0; i < head_buffer_count(c) && rc == 0; i++)
-        rc = st_writer_add(w, b[i].name, *host + np + b[i].offset, b[i].shape, b[i].ndim);
+        if ((rc = check_finite(*host + np + b[i].offset, b[i].numel, b[i].name)) == 0)
+            rc = st_writer_add(w, b[i].name, *host + np + b[i].offset, b[i].shape, b[i].ndim);
     return rc;
 }
 

@@ -15,7 +15,8 @@
 char *modelio_name(const char *nn_name, int classifier);
 
 /* Adds the encoder (+ decoder bias unless classifier) to w; *host holds the downloaded data the
- * writer points into (caller frees it after saving). */
+ * writer points into (caller frees it after saving). A tensor holding NaN or infinity is
+ * KF_EINVAL naming it (so no file is written with it); the same for the head below. */
 int modelio_add_nn(st_writer *w, nn_model *m, int classifier, float **host);
 /* Adds the head's parameters and running statistics (backend memory of be, the head's
  * backend); *host as above. */

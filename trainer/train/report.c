@@ -56,12 +56,24 @@ static json_t *label_json(const metrics_label *l, const char *name, int counts)
     return o;
 }
 
+/* The headline metrics: single-label (and LM-only runs, all null) "accuracy"; multi-label
+ * "subsetAccuracy" (exact match) and "labelAccuracy" (per label), never a plain "accuracy". */
 static json_t *overall_json(const report_run *r)
 {
     const metrics_summary *s = r->valid;
-    return json_pack("{s:o,s:o,s:o,s:o,s:o}", "accuracy", num(s ? s->accuracy : NAN), "microF1",
-                     num(s ? s->micro_f1 : NAN), "macroF1", num(s ? s->macro_f1 : NAN), "loss",
-                     num(r->train_loss), "validLoss", num(s ? s->loss : NAN));
+    json_t *o = s && r->multi_label
+                    ? json_pack("{s:o,s:o}", "subsetAccuracy", num(s->subset_accuracy), "labelAccuracy",
+                                num(s->label_accuracy))
+                    : json_pack("{s:o}", "accuracy", num(s ? s->accuracy : NAN));
+    json_t *rest = json_pack("{s:o,s:o,s:o,s:o}", "microF1", num(s ? s->micro_f1 : NAN), "macroF1",
+                             num(s ? s->macro_f1 : NAN), "loss", num(r->train_loss), "validLoss",
+                             num(s ? s->loss : NAN));
+    if (!o || !rest || json_object_update(o, rest) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    json_decref(rest);
+    return o;
 }
 
 static int dump(char **out, json_t *root, size_t flags)
@@ -73,9 +85,21 @@ static int dump(char **out, json_t *root, size_t flags)
 
 static json_t *epoch_json(const report_epoch *e)
 {
-    return json_pack("{s:s,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "stage", e->stage, "epoch", e->epoch, "trainLoss",
-                     num(e->train_loss), "validLoss", num(e->valid_loss), "accuracy", num(e->accuracy), "microF1",
-                     num(e->micro_f1), "macroF1", num(e->macro_f1), "lr", num(e->lr), "seconds", num(e->seconds));
+    json_t *o = json_pack("{s:s,s:i,s:o,s:o}", "stage", e->stage, "epoch", e->epoch, "trainLoss", num(e->train_loss),
+                          "validLoss", num(e->valid_loss));
+    if (o && (isfinite(e->subset_accuracy) || isfinite(e->label_accuracy))) {
+        json_object_set_new(o, "subsetAccuracy", num(e->subset_accuracy));
+        json_object_set_new(o, "labelAccuracy", num(e->label_accuracy));
+    } else if (o) {
+        json_object_set_new(o, "accuracy", num(e->accuracy));
+    }
+    if (o) {
+        json_object_set_new(o, "microF1", num(e->micro_f1));
+        json_object_set_new(o, "macroF1", num(e->macro_f1));
+        json_object_set_new(o, "lr", num(e->lr));
+        json_object_set_new(o, "seconds", num(e->seconds));
+    }
+    return o;
 }
 
 int report_history_json(char **out, const report_history *h)
@@ -116,7 +140,8 @@ int report_history_parse(report_history *h, const char *json)
         }
         report_epoch r = {.stage = stage, .epoch = (int)json_integer_value(json_object_get(e, "epoch")),
                           .train_loss = num_of(e, "trainLoss"), .valid_loss = num_of(e, "validLoss"),
-                          .accuracy = num_of(e, "accuracy"), .micro_f1 = num_of(e, "microF1"),
+                          .accuracy = num_of(e, "accuracy"), .subset_accuracy = num_of(e, "subsetAccuracy"),
+                          .label_accuracy = num_of(e, "labelAccuracy"), .micro_f1 = num_of(e, "microF1"),
                           .macro_f1 = num_of(e, "macroF1"), .lr = num_of(e, "lr"), .seconds = num_of(e, "seconds")};
         if ((rc = report_history_add(h, &r)) < 0)
             break;
@@ -139,6 +164,17 @@ int report_metrics_json(char **out, const report_run *r)
     for (size_t i = 0; r->history && i < r->history->n; i++)
         json_array_append_new(hist, epoch_json(&r->history->v[i]));
     json_object_set_new(root, "labels", labels);
+    if (r->valid) {
+        json_t *names = json_array();
+        for (size_t i = 0; names && i < r->n_unseen_labels && i < REPORT_UNSEEN_SHOWN; i++)
+            json_array_append_new(names, json_string(r->unseen_labels[i]));
+        json_object_set_new(root, "validUnseenLabels",
+                            json_pack("{s:I,s:I,s:I,s:o}", "rows", (json_int_t)r->unseen_rows, "droppedRows",
+                                      (json_int_t)r->unseen_dropped_rows, "distinct",
+                                      (json_int_t)r->n_unseen_labels, "labels", names));
+    }
+    if (r->device)
+        json_object_set_new(root, "device", json_string(r->device));
     json_object_set_new(root, "history", hist);
     if (r->model_uri)
         json_object_set_new(root, "modelURI", json_string(r->model_uri));
@@ -190,14 +226,17 @@ int report_history_csv(char **out, const report_history *h)
     int rc;
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    char c[7][32];
-    rc = appendf(&buf, &len, &cap, "stage,epoch,train_loss,valid_loss,accuracy,micro_f1,macro_f1,lr,seconds\n");
+    char c[9][32];
+    rc = appendf(&buf, &len, &cap,
+                 "stage,epoch,train_loss,valid_loss,accuracy,subset_accuracy,label_accuracy,micro_f1,macro_f1,lr,"
+                 "seconds\n");
     for (size_t i = 0; rc == 0 && i < h->n; i++) {
         const report_epoch *e = &h->v[i];
-        rc = appendf(&buf, &len, &cap, "%s,%d,%s,%s,%s,%s,%s,%s,%s\n", e->stage, e->epoch,
+        rc = appendf(&buf, &len, &cap, "%s,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", e->stage, e->epoch,
                      cell(c[0], 32, e->train_loss), cell(c[1], 32, e->valid_loss), cell(c[2], 32, e->accuracy),
-                     cell(c[3], 32, e->micro_f1), cell(c[4], 32, e->macro_f1), cell(c[5], 32, e->lr),
-                     cell(c[6], 32, e->seconds));
+                     cell(c[3], 32, e->subset_accuracy), cell(c[4], 32, e->label_accuracy),
+                     cell(c[5], 32, e->micro_f1), cell(c[6], 32, e->macro_f1), cell(c[7], 32, e->lr),
+                     cell(c[8], 32, e->seconds));
     }
     if (rc < 0) {
         free(buf);
@@ -234,6 +273,8 @@ int report_result_json(char **out, const report_run *r)
         goto done;
     }
     json_object_set(root, "labels", labels);
+    if (r->device)
+        json_object_set_new(root, "device", json_string(r->device));
     if (r->model_uri)
         json_object_set_new(root, "modelURI", json_string(r->model_uri));
     if (r->metrics_uri)

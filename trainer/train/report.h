@@ -11,11 +11,14 @@
 #define REPORT_RESULT_MAX 4096
 
 /* One epoch of one stage. Metrics that do not apply (a language model has no F1) are NaN and
- * appear as null in JSON and empty in CSV. */
+ * appear as null in JSON and empty in CSV. accuracy: next-token (LM) or single-label accuracy;
+ * a multi-label classifier epoch has subset_accuracy and label_accuracy instead (its JSON entry
+ * has those keys and no "accuracy"). */
 typedef struct {
     const char *stage;   /* static string: "pretrain", "finetune-lm", "classifier" */
     int epoch;           /* 1-based within the stage */
     double train_loss, valid_loss, accuracy, micro_f1, macro_f1, lr, seconds;
+    double subset_accuracy, label_accuracy;
 } report_epoch;
 
 typedef struct {
@@ -45,11 +48,21 @@ typedef struct {
     long n_train, n_valid;
     const char *model_uri, *metrics_uri;
     double train_seconds;
+    const char *device;         /* the backend the run used ("cpu", "cuda"); NULL: not said */
+    /* Validation labels unseen in training (data.h): rows naming one, rows dropped for it
+     * (single-label), the distinct names (the first REPORT_UNSEEN_SHOWN are listed). In
+     * metrics.json as validUnseenLabels whenever valid is set. */
+    long unseen_rows, unseen_dropped_rows;
+    char *const *unseen_labels;
+    size_t n_unseen_labels;
 } report_run;
+
+#define REPORT_UNSEEN_SHOWN 10
 
 /* metrics.json (pretty-printed). Caller frees *out. */
 int report_metrics_json(char **out, const report_run *r);
-/* history.csv: header stage,epoch,train_loss,valid_loss,accuracy,micro_f1,macro_f1,lr,seconds. */
+/* history.csv: header
+ * stage,epoch,train_loss,valid_loss,accuracy,subset_accuracy,label_accuracy,micro_f1,macro_f1,lr,seconds. */
 int report_history_csv(char **out, const report_history *h);
 /* The compact result: at most REPORT_RESULT_MAX bytes; per-label entries most frequent first,
  * as many as fit. Caller frees *out. */

@@ -69,6 +69,20 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* A model that fails the finite check before it is saved (modelio: "training diverged") has
+ * learnt NaN or infinity from finite inputs (they were checked when loaded): say where and what
+ * to change. Other errors pass unchanged. */
+static int diverged(int rc, const char *stage, int epoch)
+{
+    if (rc != KF_EINVAL || !strstr(err_msg(), "training diverged"))
+        return rc;
+    char *msg = strdup(err_msg());
+    err_set(rc, "%s epoch %d: %s; the inputs were finite: try a lower %s", stage, epoch, msg ? msg : "",
+            strcmp(stage, "classifier") == 0 ? "--lr" : "--lm-lr");
+    free(msg);
+    return rc;
+}
+
 static int on_epoch(void *ctx, const char *stage, int epochs_done)
 {
     run_state *r = ctx;
@@ -87,6 +101,8 @@ static int on_epoch(void *ctx, const char *stage, int epochs_done)
         rc = run_put_st(r, w, uri);
     if (rc == 0)
         log_info("run", "checkpoint saved", "{s:s,s:s,s:i}", "uri", uri, "stage", stage, "epoch", epochs_done);
+    else if (strstr(err_msg(), "training diverged"))
+        diverged(rc, stage, epochs_done);
     else
         err_wrap(rc, "checkpoint");
     st_writer_free(w);
@@ -114,15 +130,52 @@ static int lm_config(run_state *r, nn_config *cfg, int classifier)
     return 0;
 }
 
+/* Refuses, before anything is allocated, a model this machine cannot train: the estimate counts
+ * (in bytes, 64-bit, so nothing overflows) weights + gradients + Adam's two moments (16 per
+ * parameter) and the activations nn_acts_new will take for batch x bptt (LM: with the decoder's
+ * logits) on the backend's memory, plus the host copies a checkpoint makes (weights, Adam state
+ * and the serialised file: 24 per parameter) on the host. Without it an oversized model fails
+ * to allocate (exit 1, "crash", retried) or is killed by the kernel. KF_EINVAL names the sizes. */
+static int check_fits(run_state *r, const nn_config *cfg, int classifier)
+{
+    const int B = r->fc.B > 0 ? r->fc.B : r->o->batch_size, T = r->fc.bptt > 0 ? r->fc.bptt : r->o->bptt;
+    uint64_t P = nn_config_num_params(cfg), acts = nn_acts_bytes(cfg, B, T, classifier ? 0 : NN_ACTS_DECODER);
+    if (!P || !acts)
+        return err_set(KF_EINVAL, "model size out of range: emb %d, hidden %d, %d layers, vocab %d, batch %d x bptt %d "
+                                  "(at most %d layers, vocab x emb below 2^31, batch x bptt at most 2^24)",
+                       cfg->emb, cfg->hidden, cfg->layers, cfg->vocab, B, T, NN_MAX_LAYERS);
+    const int gpu = device_is_gpu(r->be);
+    uint64_t dev = 16 * P + acts, host = 24 * P, dev_avail = device_memory_available(r->be);
+    uint64_t host_avail = gpu ? device_host_available(device_cgroup_root(), NULL) : dev_avail;
+    if (!gpu)
+        dev += host, host = 0;
+    uint64_t need = dev, avail = dev_avail;
+    const char *where = gpu ? "GPU" : "host";
+    if (!(dev_avail && dev > dev_avail)) {
+        if (!(gpu && host_avail && host > host_avail))
+            return 0;
+        need = host, avail = host_avail, where = "host";
+    }
+    const double GiB = 1024.0 * 1024.0 * 1024.0;
+    return err_set(KF_EINVAL, "model too large for this machine: emb %d, hidden %d, %d layers, vocab %d = %.1f M "
+                              "parameters need about %.1f GiB of %s memory to train with batch %d x bptt %d (weights, "
+                              "gradients, Adam state, activations, checkpoint copies), %.1f GiB available; use a "
+                              "smaller --emb-size, --hidden-size, --layers, --max-vocab or --batch-size, or more memory",
+                   cfg->emb, cfg->hidden, cfg->layers, cfg->vocab, (double)P / 1e6, (double)need / GiB, where, B, T,
+                   (double)avail / GiB);
+}
+
 static int load_inputs(run_state *r)
 {
     int rc;
     char *train = NULL, *valid = NULL, *corpus = NULL, *voc = NULL, *lm = NULL, *ck = NULL, *ck_uri = NULL;
     const run_opts *o = r->o;
-    if ((rc = run_fetch(r, r->lay.train, "train.csv", o->command != RUN_PRETRAIN, &train)) < 0)
+    /* Only the layout's defaults may be absent: a URI named by a flag must exist. The local
+     * copies keep the URI's extension (train.jsonl is read as JSON lines). */
+    if ((rc = run_fetch(r, r->lay.train, "train", o->command != RUN_PRETRAIN || o->train_uri, &train)) < 0)
         goto done;
-    if ((rc = run_fetch(r, r->lay.valid, "valid.csv", 0, &valid)) < 0 ||
-        (rc = run_fetch(r, r->lay.corpus, "corpus.txt", 0, &corpus)) < 0)
+    if ((rc = run_fetch(r, r->lay.valid, "valid", o->valid_uri != NULL, &valid)) < 0 ||
+        (rc = run_fetch(r, r->lay.corpus, "corpus", o->corpus_uri != NULL, &corpus)) < 0)
         goto done;
     if (!train && !corpus) {
         rc = err_set(KF_ENOTFOUND, "%s and %s: neither exists; nothing to train on", r->lay.train, r->lay.corpus);
@@ -130,8 +183,8 @@ static int load_inputs(run_state *r)
     }
     if (o->command == RUN_TRAIN || o->command == RUN_PRETRAIN) {
         if (o->command == RUN_TRAIN && !(o->stages & RUN_STAGE_PRETRAIN)) {
-            if ((rc = run_fetch(r, r->lay.lm, "lm.safetensors", 0, &lm)) < 0 ||
-                (rc = run_fetch(r, r->lay.vocab_in, "pretrained-vocab.txt", 0, &voc)) < 0)
+            if ((rc = run_fetch(r, r->lay.lm, "lm.safetensors", o->pretrained_uri != NULL, &lm)) < 0 ||
+                (rc = run_fetch(r, r->lay.vocab_in, "pretrained-vocab.txt", o->vocab_uri != NULL, &voc)) < 0)
                 goto done;
             if (lm && !voc) {
                 rc = err_set(KF_ENOTFOUND, "%s exists but its vocabulary %s does not", r->lay.lm, r->lay.vocab_in);
@@ -140,7 +193,8 @@ static int load_inputs(run_state *r)
             if (!lm)
                 log_warn("run", "no pretrained language model: starting from random weights", "{s:s}", "uri",
                          r->lay.lm);
-            if (lm && ((rc = st_load(&r->pre_lm, lm)) < 0 || (rc = vocab_read(&r->pre_vocab, voc)) < 0)) {
+            if (lm && ((rc = st_load(&r->pre_lm, lm)) < 0 || (rc = run_check_weights(r->pre_lm, lm)) < 0 ||
+                       (rc = vocab_read(&r->pre_vocab, voc)) < 0)) {
                 err_wrap(rc, "pretrained language model");
                 goto done;
             }
@@ -153,7 +207,7 @@ static int load_inputs(run_state *r)
             if ((rc = run_fetch(r, ck_uri, "checkpoint.safetensors", 0, &ck)) < 0)
                 goto done;
             if (ck) {
-                if ((rc = st_load(&r->ckpt, ck)) < 0) {
+                if ((rc = st_load(&r->ckpt, ck)) < 0 || (rc = run_check_weights(r->ckpt, ck)) < 0) {
                     err_wrap(rc, "checkpoint %s", ck_uri);
                     goto done;
                 }
@@ -175,7 +229,8 @@ static int load_inputs(run_state *r)
                          .corpus_path = train ? corpus : NULL, .lang = o->lang, .valid_frac = o->valid_frac,
                          .seed = o->seed, .skip_bad_rows = o->skip_bad_rows, .max_vocab = (size_t)o->max_vocab,
                          .min_freq = (uint64_t)o->min_freq, .lm_only = o->command == RUN_PRETRAIN,
-                         .label_mode = o->label_mode};
+                         .label_mode = o->label_mode, .text_col = o->text_col, .label_col = o->label_col,
+                         .label_sep = o->label_sep};
     if ((rc = data_load(&r->data, &dopt)) < 0)
         goto done;
     log_info("run", "data loaded", "{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "train", (json_int_t)r->data.train.n, "valid",
@@ -199,7 +254,8 @@ static int stage_lm(run_state *r, const char *stage, int epochs, double lr)
     int rc, start = 0, fresh = !r->lm;
     nn_config cfg;
     if (fresh) { /* else: go on with the LM of the previous stage (pretrain -> finetune-lm) */
-        if ((rc = lm_config(r, &cfg, 0)) < 0 || (rc = nn_model_new(&r->lm, &cfg, r->be)) < 0)
+        if ((rc = lm_config(r, &cfg, 0)) < 0 || (rc = check_fits(r, &cfg, 0)) < 0 ||
+            (rc = nn_model_new(&r->lm, &cfg, r->be)) < 0)
             return rc;
         nn_model_init(r->lm, r->o->seed);
     }
@@ -223,16 +279,17 @@ static int stage_lm(run_state *r, const char *stage, int epochs, double lr)
     return rc;
 }
 
-static int build_classifier(run_state *r)
+int run_build_classifier(run_state *r)
 {
     int rc;
     nn_config cfg;
-    if ((rc = lm_config(r, &cfg, 1)) < 0 || (rc = nn_model_new(&r->clf, &cfg, r->be)) < 0)
+    if ((rc = lm_config(r, &cfg, 1)) < 0 || (r->o->command == RUN_TRAIN && (rc = check_fits(r, &cfg, 1)) < 0) ||
+        (rc = nn_model_new(&r->clf, &cfg, r->be)) < 0)
         return rc;
     nn_model_init(r->clf, r->o->seed);
     head_config hc = head_config_default(cfg.emb, (int)r->data.n_labels, r->data.multi_label, (float)r->o->drop_mult);
-    hc.bptt = r->o->bptt;
-    if ((rc = head_clf_new(&r->head, &hc, r->be, NULL, r->o->batch_size)) < 0 ||
+    hc.bptt = r->fc.bptt;
+    if ((rc = head_clf_new(&r->head, &hc, r->be, NULL, r->fc.B)) < 0 ||
         (rc = head_clf_init(r->head, r->o->seed + 1)) < 0)
         return rc;
     if ((rc = fit_clf_init(&r->fclf, &r->fc, r->clf, r->head, (int)r->data.n_labels, r->data.multi_label)) < 0)
@@ -286,8 +343,10 @@ static int cmd_train(run_state *r, char **result)
         goto done;
     if (do_ft && (rc = stage_lm(r, "finetune-lm", lm_epochs, lm_lr)) < 0)
         goto done;
-    if ((do_pre || do_ft) && (rc = run_save_model(r, 0, lm_uri)) < 0)
+    if ((do_pre || do_ft) && (rc = run_save_model(r, 0, lm_uri)) < 0) {
+        diverged(rc, last_lm, lm_epochs);
         goto done;
+    }
     if (!do_clf) {
         double tl = r->hist.n ? r->hist.v[r->hist.n - 1].train_loss : NAN;
         if ((rc = run_write_vocab(r, r->lay.vocab)) == 0 &&
@@ -300,7 +359,7 @@ static int cmd_train(run_state *r, char **result)
     /* classifier only: the encoder of the pretrained LM as it is */
     if (!resume_clf && !r->lm && (rc = stage_lm(r, "finetune-lm", 0, lm_lr)) < 0)
         goto done;
-    if ((rc = build_classifier(r)) < 0)
+    if ((rc = run_build_classifier(r)) < 0)
         goto done;
     int start = 0;
     if (resume_clf) {
@@ -315,7 +374,11 @@ static int cmd_train(run_state *r, char **result)
     }
     if ((rc = fit_clf_run(&r->fc, &r->fclf, &r->data, o->epochs, start, o->lr, &final)) < 0)
         goto done;
-    if ((rc = run_save_model(r, 1, r->lay.model)) < 0 || (rc = run_write_vocab(r, r->lay.vocab)) < 0)
+    if ((rc = run_save_model(r, 1, r->lay.model)) < 0) {
+        diverged(rc, "classifier", o->epochs);
+        goto done;
+    }
+    if ((rc = run_write_vocab(r, r->lay.vocab)) < 0)
         goto done;
     double train_loss = NAN;
     for (size_t i = r->hist.n; i-- > 0;)
@@ -326,7 +389,8 @@ static int cmd_train(run_state *r, char **result)
     if ((rc = run_write_outputs(r, "classifier", o->epochs, &final, train_loss, r->lay.model, result)) < 0)
         goto done;
     run_drop_checkpoint(r);
-    log_info("run", "training finished", "{s:s,s:f,s:f,s:f}", "model", r->lay.model, "accuracy", final.accuracy,
+    log_info("run", "training finished", "{s:s,s:f,s:f,s:f,s:f,s:f}", "model", r->lay.model, "accuracy", final.accuracy,
+             "subsetAccuracy", final.subset_accuracy, "labelAccuracy", final.label_accuracy,
              "microF1", final.micro_f1, "macroF1", final.macro_f1);
 done:
     metrics_summary_dispose(&final);
@@ -343,170 +407,12 @@ static int cmd_pretrain(run_state *r, char **result)
     if (!lm_uri)
         return err_set(KF_ENOMEM, "out of memory");
     r->fc.steps_total = fit_lm_steps(&r->fc, &r->data.lm_train) * epochs;
-    if ((rc = stage_lm(r, "pretrain", epochs, lr)) == 0 && (rc = run_save_model(r, 0, lm_uri)) == 0 &&
+    if ((rc = stage_lm(r, "pretrain", epochs, lr)) == 0 && (rc = diverged(run_save_model(r, 0, lm_uri), "pretrain", epochs)) == 0 &&
         (rc = run_write_vocab(r, r->lay.vocab)) == 0) {
         double tl = r->hist.n ? r->hist.v[r->hist.n - 1].train_loss : NAN;
         rc = run_write_outputs(r, "pretrain", epochs, NULL, tl, lm_uri, result);
     }
     free(lm_uri);
-    return rc;
-}
-
-/* evaluate / predict: the trained classifier from the output folder. */
-static int load_trained(run_state *r)
-{
-    int rc;
-    char *model = NULL, *voc = NULL;
-    if ((rc = run_fetch(r, r->lay.model, "model.safetensors", 1, &model)) < 0 ||
-        (rc = run_fetch(r, r->lay.vocab, "model-vocab.txt", 1, &voc)) < 0)
-        goto done;
-    if ((rc = st_load(&r->ckpt, model)) < 0)
-        goto done;
-    r->ckpt_stage = "classifier";
-    vocab_free(r->data.vocab);
-    r->data.vocab = NULL;
-    if ((rc = vocab_read(&r->data.vocab, voc)) < 0)
-        goto done;
-    const char *labels = st_metadata(r->ckpt, "kubefit.labels"), *ml = st_metadata(r->ckpt, "kubefit.multi_label");
-    json_t *jl = labels ? json_loads(labels, 0, NULL) : NULL;
-    if (!json_is_array(jl) || json_array_size(jl) < 1) {
-        json_decref(jl);
-        rc = err_set(KF_EINVAL, "%s: no kubefit.labels metadata (not a kubefit classifier?)", r->lay.model);
-        goto done;
-    }
-    for (size_t i = 0; i < r->data.n_labels; i++)
-        free(r->data.labels[i]);
-    free(r->data.labels);
-    r->data.n_labels = json_array_size(jl);
-    r->data.labels = calloc(r->data.n_labels, sizeof *r->data.labels);
-    for (size_t i = 0; r->data.labels && i < r->data.n_labels; i++)
-        r->data.labels[i] = strdup(json_string_value(json_array_get(jl, i)) ? json_string_value(json_array_get(jl, i)) : "?");
-    json_decref(jl);
-    r->data.multi_label = ml && strcmp(ml, "1") == 0;
-    const char *thr = st_metadata(r->ckpt, "kubefit.threshold");
-    if (!(r->o->threshold > 0) && thr && atof(thr) > 0 && atof(thr) < 1)
-        r->fc.threshold = atof(thr);
-    if (!r->data.labels) {
-        rc = err_set(KF_ENOMEM, "out of memory");
-        goto done;
-    }
-    if ((rc = build_classifier(r)) < 0)
-        goto done;
-    if ((rc = modelio_load_nn(r->clf, r->ckpt, 1, NULL, NULL)) < 0 || (rc = modelio_load_head(r->head, r->be, r->ckpt)) < 0)
-        err_wrap(rc, "%s", r->lay.model);
-done:
-    free(model);
-    free(voc);
-    return rc;
-}
-
-static int cmd_evaluate(run_state *r, char **result)
-{
-    int rc;
-    metrics_summary s = {0};
-    char *valid = NULL;
-    const char *src = NULL;
-    if ((rc = load_trained(r)) < 0)
-        return rc;
-    /* Labelled data: valid.csv, else train.csv whole. */
-    if ((rc = run_fetch(r, r->lay.valid, "eval.csv", 0, &valid)) < 0)
-        return rc;
-    if (!valid && (rc = run_fetch(r, r->lay.train, "eval.csv", 1, &valid)) < 0)
-        return rc;
-    src = valid;
-    data_set d = {0};
-    data_options dopt = {.train_path = src, .valid_path = src, .lang = r->o->lang, .vocab = r->data.vocab,
-                         .seed = r->o->seed, .skip_bad_rows = r->o->skip_bad_rows};
-    if ((rc = data_load(&d, &dopt)) < 0)
-        goto done;
-    /* Express the labels in the model's label order. */
-    float *y = calloc(d.valid.n * (r->data.multi_label ? r->data.n_labels : 1) + 1, sizeof *y);
-    if (!y) {
-        rc = err_set(KF_ENOMEM, "out of memory");
-        data_dispose(&d);
-        goto done;
-    }
-    for (size_t i = 0; i < d.valid.n; i++)
-        for (size_t k = 0; k < d.n_labels; k++) {
-            int on = d.multi_label ? d.valid_y[i * d.n_labels + k] > 0.5f : (size_t)d.valid_y[i] == k;
-            if (!on)
-                continue;
-            for (size_t j = 0; j < r->data.n_labels; j++)
-                if (strcmp(d.labels[k], r->data.labels[j]) == 0) {
-                    if (r->data.multi_label)
-                        y[i * r->data.n_labels + j] = 1.0f;
-                    else
-                        y[i] = (float)j;
-                }
-        }
-    rc = fit_clf_eval(&r->fc, &r->fclf, &d.valid, y, &s);
-    if (rc == 0) {
-        report_run rr = {.stage = "evaluate", .epochs = 0, .multi_label = r->data.multi_label, .valid = &s,
-                         .threshold = r->fc.threshold,
-                         .label_names = r->data.labels, .train_loss = NAN, .history = &r->hist,
-                         .n_valid = (long)d.valid.n, .model_uri = r->lay.model, .train_seconds = fit_now() - r->t0};
-        char *mj = NULL;
-        if ((rc = report_metrics_json(&mj, &rr)) == 0) {
-            fprintf(r->o->out ? r->o->out : stdout, "%s\n", mj);
-            rc = report_result_json(result, &rr);
-        }
-        free(mj);
-    }
-    free(y);
-    data_dispose(&d);
-done:
-    metrics_summary_dispose(&s);
-    free(valid);
-    return rc;
-}
-
-static int cmd_predict(run_state *r)
-{
-    int rc;
-    FILE *in = r->o->in ? r->o->in : stdin, *out = r->o->out ? r->o->out : stdout;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    float *probs = NULL;
-    if ((rc = load_trained(r)) < 0)
-        return rc;
-    const int L = (int)r->data.n_labels;
-    if (!(probs = malloc((size_t)L * sizeof *probs)))
-        return err_set(KF_ENOMEM, "out of memory");
-    while ((len = getline(&line, &cap, in)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        int32_t *ids = NULL;
-        size_t n = 0;
-        if ((rc = data_encode(&ids, &n, r->data.vocab, r->data.lang, line)) < 0 ||
-            (rc = fit_clf_predict(&r->fc, &r->fclf, ids, n, probs)) < 0) {
-            free(ids);
-            break;
-        }
-        free(ids);
-        json_t *labels = json_array(), *scores = json_object();
-        int best = 0;
-        for (int l = 0; l < L; l++) {
-            if (probs[l] > probs[best])
-                best = l;
-            if (r->data.multi_label && probs[l] > (r->fc.threshold > 0 ? r->fc.threshold : 0.5))
-                json_array_append_new(labels, json_string(r->data.labels[l]));
-            json_object_set_new(scores, r->data.labels[l], json_real(round(probs[l] * 1e4) / 1e4));
-        }
-        if (!r->data.multi_label)
-            json_array_append_new(labels, json_string(r->data.labels[best]));
-        json_t *o = json_pack("{s:s,s:o,s:o}", "text", line, "labels", labels, "probabilities", scores);
-        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(4)) : NULL;
-        if (s)
-            fprintf(out, "%s\n", s);
-        else
-            fprintf(out, "{\"error\":\"text is not valid UTF-8\"}\n");
-        fflush(out);
-        free(s);
-        json_decref(o);
-    }
-    free(line);
-    free(probs);
     return rc;
 }
 
@@ -553,6 +459,8 @@ int run_main(const run_opts *o)
     }
     if ((rc = storage_new(&r.st, NULL)) < 0 || (rc = storage_layout_init(&r.lay, &lo)) < 0)
         goto done;
+    if (o->command != RUN_PREDICT && (rc = run_resolve_inputs(&r)) < 0)
+        goto done;
     if (o->work_dir) {
         r.work = strdup(o->work_dir);
         mkdir(o->work_dir, 0700);
@@ -584,10 +492,10 @@ int run_main(const run_opts *o)
         rc = cmd_pretrain(&r, &result);
         break;
     case RUN_EVALUATE:
-        rc = cmd_evaluate(&r, &result);
+        rc = run_evaluate(&r, &result);
         break;
     case RUN_PREDICT:
-        rc = cmd_predict(&r);
+        rc = run_predict(&r);
         break;
     }
 done:

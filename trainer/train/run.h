@@ -37,7 +37,11 @@ typedef struct {
     int stages;                /* RUN_STAGE_* bits (train); 0: RUN_STAGES_DEFAULT */
     run_label_mode label_mode;
     double threshold;          /* multi-label decision threshold in (0,1); 0: the model's, else 0.5 */
-    /* Input overrides (full URIs or paths); NULL: the storage layout's default. */
+    /* Data columns / keys (NULL: "text"; "labels", else "label") and the label separator (0: ';'). */
+    const char *text_col, *label_col;
+    char label_sep;
+    /* Input overrides (full URIs or paths); NULL: the storage layout's default. A named input must
+     * exist; only the defaults may be absent. */
     const char *pretrained_uri, *vocab_uri, *train_uri, *valid_uri, *corpus_uri;
     int resume;                /* 1: continue from a checkpoint in the output folder */
     const volatile sig_atomic_t *stop; /* see fit_ctx.stop (main sets it on SIGTERM/SIGINT) */

@@ -1,6 +1,6 @@
-/* run_internal: what the trainer's command flow (run.c) and its storage side (run_io.c) share:
- * the state of one run and the helpers that fetch inputs and write outputs. Internal to
- * trainer/train. */
+/* run_internal: what the trainer's command flow (run.c: train, pretrain), its inference side
+ * (run_infer.c: evaluate, predict) and its storage side (run_io.c) share: the state of one run
+ * and the helpers that fetch inputs and write outputs. Internal to trainer/train. */
 #ifndef KUBEFIT_RUN_INTERNAL_H
 #define KUBEFIT_RUN_INTERNAL_H
 
@@ -38,9 +38,26 @@ typedef struct {
     int n_fetched;
 } run_state;
 
-/* Downloads uri into the work folder as name. *present = 0 when the object does not exist
- * (only allowed when !required). */
+/* Downloads uri into the work folder as name; a name without '.' gets the URI's extension
+ * ("train" + gs://b/x/data.jsonl -> train.jsonl), so the data loaders read the format the URI
+ * names. *local = NULL when the object does not exist (an error when required). */
 int run_fetch(run_state *r, const char *uri, const char *name, int required, char **local);
+
+/* The layout's default train/valid files: LANG/data/train.csv, or train.jsonl when only that
+ * exists (both: bad input, naming them); the same for valid. Inputs named by a flag are left
+ * as given. */
+int run_resolve_inputs(run_state *r);
+
+/* KF_EINVAL naming local (shown as its URI) and the tensor when a weights file holds NaN or
+ * infinity. */
+int run_check_weights(const st_file *f, const char *local);
+
+/* The classifier (encoder + head) for the run's labels, with r->fc's batch size and BPTT. */
+int run_build_classifier(run_state *r);
+
+/* evaluate / predict (run_infer.c). */
+int run_evaluate(run_state *r, char **result);
+int run_predict(run_state *r);
 
 /* msg with every local copy's path replaced by the URI it was fetched from, so that a data
  * error says "gs://b/en/train.csv:12: ..." rather than naming a temporary file. Caller frees;

@@ -25,17 +25,33 @@ static char *work_path(const run_state *r, const char *name)
     return p;
 }
 
-/* Downloads uri into the work folder as name. *present = 0 when the object does not exist
- * (only allowed when !required). */
+/* The extension of the URI's last path segment (".jsonl"), or "" when it has none that looks
+ * like one (at most 10 letters or digits). */
+static const char *uri_ext(const char *uri)
+{
+    const char *base = strrchr(uri, '/'), *dot = strrchr(base ? base : uri, '.');
+    if (!dot || !dot[1] || strlen(dot) > 11)
+        return "";
+    for (const char *p = dot + 1; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            return "";
+    return dot;
+}
+
 int run_fetch(run_state *r, const char *uri, const char *name, int required, char **local)
 {
     int exists = 0, rc;
+    char *file = NULL;
     *local = NULL;
     if ((rc = storage_exists(r->st, uri, &exists)) < 0)
         return rc;
     if (!exists)
-        return required ? err_set(KF_ENOTFOUND, "%s: not found (required input)", uri) : 0;
-    if (!(*local = work_path(r, name)))
+        return required ? err_set(KF_ENOTFOUND, "%s: not found (a required input)", uri) : 0;
+    if (asprintf(&file, "%s%s", name, strchr(name, '.') ? "" : uri_ext(uri)) < 0)
+        return err_set(KF_ENOMEM, "out of memory");
+    *local = work_path(r, file);
+    free(file);
+    if (!*local)
         return err_set(KF_ENOMEM, "out of memory");
     if ((rc = storage_get(r->st, uri, *local, NULL)) < 0) {
         free(*local);
@@ -48,6 +64,49 @@ int run_fetch(run_state *r, const char *uri, const char *name, int required, cha
         r->n_fetched++;
     }
     return 0;
+}
+
+/* *uri (a layout default ending in .csv) -> the .jsonl next to it when only that exists. */
+static int resolve_table(run_state *r, char **uri)
+{
+    size_t n = strlen(*uri);
+    int csv = 0, jsonl = 0, rc;
+    char *alt = NULL;
+    if (n < 4 || strcmp(*uri + n - 4, ".csv") != 0)
+        return 0;
+    if (asprintf(&alt, "%.*s.jsonl", (int)(n - 4), *uri) < 0)
+        return err_set(KF_ENOMEM, "out of memory");
+    if ((rc = storage_exists(r->st, *uri, &csv)) < 0 || (rc = storage_exists(r->st, alt, &jsonl)) < 0)
+        goto done;
+    if (csv && jsonl) {
+        rc = err_set(KF_EINVAL, "%s and %s both exist: remove one, or name the one to read with --train-uri / "
+                                "--valid-uri", *uri, alt);
+        goto done;
+    }
+    if (jsonl) {
+        free(*uri);
+        *uri = alt;
+        alt = NULL;
+    }
+done:
+    free(alt);
+    return rc;
+}
+
+int run_resolve_inputs(run_state *r)
+{
+    int rc = 0;
+    if (!r->o->train_uri)
+        rc = resolve_table(r, &r->lay.train);
+    if (rc == 0 && !r->o->valid_uri)
+        rc = resolve_table(r, &r->lay.valid);
+    return rc;
+}
+
+int run_check_weights(const st_file *f, const char *local)
+{
+    int rc = st_check_finite(f);
+    return rc < 0 ? err_wrap(rc, "%s", local) : 0;
 }
 
 /* msg with every local copy's path replaced by the URI it was fetched from, so that a data
@@ -173,7 +232,10 @@ int run_write_outputs(run_state *r, const char *stage, int epochs, const metrics
                      .label_names = r->data.labels, .train_loss = train_loss, .history = &r->hist,
                      .n_train = (long)(valid ? r->data.train.n : r->data.lm_train.n),
                      .n_valid = (long)(valid ? r->data.valid.n : r->data.lm_valid.n), .model_uri = model_uri,
-                     .metrics_uri = r->lay.metrics, .train_seconds = fit_now() - r->t0};
+                     .metrics_uri = r->lay.metrics, .train_seconds = fit_now() - r->t0,
+                     .device = r->be ? r->be->name : NULL, .unseen_rows = (long)r->data.valid_unseen.rows,
+                     .unseen_dropped_rows = (long)r->data.valid_dropped_rows,
+                     .unseen_labels = r->data.valid_unseen.names, .n_unseen_labels = r->data.valid_unseen.n_names};
     json_t *cj = config_json(r);
     cfg = cj ? json_dumps(cj, JSON_INDENT(2)) : NULL;
     json_decref(cj);

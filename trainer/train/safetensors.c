@@ -327,6 +327,54 @@ int st_read_f32(float *out, size_t n, const st_file *f, const char *name, const 
     return 0;
 }
 
+/* Index of the first NaN or infinity of n values of dtype dt at src (n when none); *nan says which. */
+static size_t first_non_finite(const unsigned char *src, size_t n, st_dtype dt, int *nan)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits = 0, exp_mask, man_mask;
+        switch (dt) {
+        case ST_F32:
+            bits = (uint64_t)src[4 * i] | (uint64_t)src[4 * i + 1] << 8 | (uint64_t)src[4 * i + 2] << 16 |
+                   (uint64_t)src[4 * i + 3] << 24;
+            exp_mask = 0x7f800000u, man_mask = 0x007fffffu;
+            break;
+        case ST_F64:
+            for (int k = 0; k < 8; k++)
+                bits |= (uint64_t)src[8 * i + (size_t)k] << (8 * k);
+            exp_mask = 0x7ff0000000000000ull, man_mask = 0x000fffffffffffffull;
+            break;
+        case ST_F16:
+            bits = (uint64_t)src[2 * i] | (uint64_t)src[2 * i + 1] << 8;
+            exp_mask = 0x7c00u, man_mask = 0x03ffu;
+            break;
+        case ST_BF16:
+            bits = (uint64_t)src[2 * i] | (uint64_t)src[2 * i + 1] << 8;
+            exp_mask = 0x7f80u, man_mask = 0x007fu;
+            break;
+        default:
+            return n;
+        }
+        if ((bits & exp_mask) == exp_mask) {
+            *nan = (bits & man_mask) != 0;
+            return i;
+        }
+    }
+    return n;
+}
+
+int st_check_finite(const st_file *f)
+{
+    for (size_t t = 0; f && t < f->n; t++) {
+        const st_tensor *x = &f->tensors[t];
+        int nan = 0;
+        size_t i = first_non_finite(f->data + x->begin, x->numel, x->dtype, &nan);
+        if (i < x->numel)
+            return err_set(KF_EINVAL, "tensor \"%s\" holds %s (element %zu of %zu)", x->name,
+                           nan ? "NaN" : "infinity", i, x->numel);
+    }
+    return 0;
+}
+
 /* ---- writer ---- */
 
 typedef struct {

@@ -49,6 +49,10 @@ const char *st_metadata(const st_file *f, const char *key);
 int st_read_f32(float *out, size_t n, const st_file *f, const char *name,
                 const int64_t *shape, int ndim);
 
+/* KF_EINVAL 'tensor "NAME" holds NaN (element I of N)' (or infinity) for the first floating-point
+ * tensor (F32, F64, F16, BF16) in data order that holds a non-finite value; 0 when none does. */
+int st_check_finite(const st_file *f);
+
 const char *st_dtype_name(st_dtype dt);
 size_t st_dtype_size(st_dtype dt);
 
