@@ -81,9 +81,19 @@ cli_action cli_parse(run_opts *o, int argc, char **argv)
     if (GIVEN("clip")) o->clip = a.clip;
     if (GIVEN("valid-frac")) o->valid_frac = a.valid_frac;
     if (GIVEN("threshold")) o->threshold = a.threshold;
-    if (a.text_column || a.label_column || a.label_sep) {
-        /* In the contract, not yet in run_opts: refused rather than silently ignored. */
-        err_set(KF_EINVAL, "--text-column, --label-column and --label-sep are not supported by this trainer yet");
+    o->text_col = a.text_column;
+    o->label_col = a.label_column;
+    if (a.label_sep) { /* one printable ASCII character (a space too: fastai's label_delim) */
+        const char *v = a.label_sep;
+        if (strlen(v) != 1 || v[0] < 0x20 || v[0] > 0x7e || v[0] == '"') {
+            err_set(KF_EINVAL, "--label-sep: expected one printable ASCII character other than \" (e.g. ; | , or a "
+                               "space), got \"%s\"", v);
+            return CLI_BAD;
+        }
+        o->label_sep = v[0];
+    }
+    if (o->text_col && o->label_col && strcmp(o->text_col, o->label_col) == 0) {
+        err_set(KF_EINVAL, "--text-column and --label-column name the same column \"%s\"", o->text_col);
         return CLI_BAD;
     }
     o->skip_bad_rows = a.skip_bad_rows;

@@ -4,7 +4,8 @@
 # that are not UTF-8 or hold control characters, validation labels unseen in training, JSON lines
 # on every input path and the default layout, the text,label header, NUL bytes, control
 # characters in texts, folders and devices given as inputs, named inputs that do not exist, a
-# model too large for the machine, and evaluate = the run's metrics. Tiny data, file:// storage.
+# model too large for the machine, evaluate = the run's metrics, and the --text-column /
+# --label-column / --label-sep flags. Tiny data, file:// storage.
 set -uo pipefail
 src=${KUBEFIT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=${KUBEFIT_BINARY_DIR:-$src/build}
@@ -216,6 +217,46 @@ js "C('t','textlabel')['labels'] == ['ham','other','spam'] and C('t','textlabel'
 ok "! grep -q 'control character\|NUL byte' $tmp/textlabel.err" "texts with control characters and NUL bytes train"
 tr 0 textlabel2 "$tmp/t" --label-mode single
 js "M('t','textlabel2')['multiLabel'] is False" "text,label with --label-mode single"
+
+# ---- --text-column, --label-column, --label-sep (CSV and JSON lines; evaluate reads the same) ----
+mkdir -p "$tmp/c/en/data" "$tmp/c2/en/data"
+python3 - "$tmp/c/en/data" "$tmp/c2/en/data" <<'PY'
+import json, random, sys
+rnd = random.Random(9)
+words = "the a of and to in is it for on with".split()
+keys = {"fruit": "apple", "color": "red", "animal": "cat"}
+for name, n in (("train", 80), ("valid", 24)):
+    rows = []
+    for _ in range(n):
+        ls = [k for k in keys if rnd.random() < 0.5] or ["fruit"]
+        t = [rnd.choice(words) for _ in range(6)] + [keys[k] for k in ls]
+        rows.append((" ".join(t), ls))
+    with open(f"{sys.argv[1]}/{name}.csv", "w") as f:
+        f.write("id,body,tags\n")
+        for i, (t, ls) in enumerate(rows):
+            f.write(f"{i},{t},{'|'.join(ls)}\n")
+    with open(f"{sys.argv[2]}/{name}.jsonl", "w") as f:
+        for t, ls in rows:
+            f.write(json.dumps({"content": t, "category": ls}) + "\n")
+PY
+tr 0 cols "$tmp/c" --text-column body --label-column tags --label-sep '|'
+js "C('c','cols')['labels'] == ['animal','color','fruit'] and C('c','cols')['multiLabel'] is True" \
+   "--text-column body --label-column tags --label-sep '|': three labels, multi-label"
+"$T" evaluate --lang en --bucket-name "file://$tmp/c" --model-dir m --job cols --threads 2 --text-column body \
+  --label-column tags --label-sep '|' >"$tmp/ev3.out" 2>"$tmp/ev3.err"
+rc=$?
+ok "[ $rc = 0 ]" "evaluate with the same column flags: exit $rc ($(tail -1 $tmp/ev3.err | head -c 300))"
+js "V(E('ev3')['overall']) == V(M('c','cols')['overall'])" "evaluate with the column flags = the run's metrics"
+tr 0 keys "$tmp/c2" --text-column content --label-column category
+js "C('c2','keys')['labels'] == ['animal','color','fruit']" "--text-column/--label-column name JSON keys"
+tr 2 nocol "$tmp/c" --text-column body --label-column nope
+msg nocol "train.csv:1: no label column \"nope\" in the header"
+tr 2 notext "$tmp/c"
+msg notext "train.csv:1: no column \"text\" in the header (first column: \"id\")"
+tr 2 sep2 "$tmp/c" --label-sep '||'
+msg sep2 "--label-sep: expected one printable ASCII character other than \" (e.g. ; | , or a space), got \"||\""
+tr 2 samecol "$tmp/c" --text-column body --label-column body
+msg samecol "--text-column and --label-column name the same column \"body\""
 
 # ---- folders, devices, named inputs that do not exist ----
 tr 2 folder "$tmp/t" --train-uri "file://$tmp/t/en/data"
