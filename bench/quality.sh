@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/quality.sh: kubefit-trainer vs fastai on debtags (same train/valid split, same
 # vocabulary - ours, built by the same make_vocab rules -, same small AWD-LSTM config, same ULMFiT
-# recipe and epochs, random-init LM on both sides). Prints micro-F1, macro-F1 and accuracy of both;
+# recipe and epochs, random-init LM on both sides). Prints micro-F1, macro-F1 and the per-label
+# (Hamming) accuracy of both;
 # last line quality_delta_vs_fastai=<ours - theirs> (micro-F1).
 #   bench/quality.sh [BUILD_DIR]
 # env: DATA (debtags: data/debtags/en; debtags-small for a quick run), EPOCHS (4), LM_EPOCHS (1),
@@ -35,6 +36,6 @@ python3 - "$ours" "$theirs" <<'PY'
 import json, sys
 o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 for name, m in (("kubefit", o), ("fastai", t)):
-    print(f"{name:8} microF1={m['microF1']:.4f} macroF1={m['macroF1']:.4f} accuracy={m['accuracy']:.4f}")
+    print(f"{name:8} microF1={m['microF1']:.4f} macroF1={m['macroF1']:.4f} labelAccuracy={m['labelAccuracy']:.4f}")
 print(f"quality_delta_vs_fastai={o['microF1'] - t['microF1']:+.4f}")
 PY

@@ -1,5 +1,5 @@
 """quality_fastai: fastai's ULMFiT on the same data, vocabulary and recipe as kubefit-trainer, for
-bench/quality.sh. Prints one JSON line with accuracy (element-wise, accuracy_multi), microF1,
+bench/quality.sh. Prints one JSON line with labelAccuracy (element-wise, accuracy_multi), subsetAccuracy, microF1,
 macroF1 on valid.csv.
   quality_fastai.py --data BUCKET/LANG/data --vocab OUR_VOCAB.txt [--emb E --hidden H --layers NL
                     --epochs N --lm-epochs N --lr X --lm-lr X --bs B --bptt T --drop-mult X
@@ -74,7 +74,8 @@ t = targs.numpy() > 0.5
 tp = (pred & t).sum(0).astype(float); fp = (pred & ~t).sum(0).astype(float); fn = (~pred & t).sum(0).astype(float)
 den = 2 * tp + fp + fn
 f1 = np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)
-print("\n" + json.dumps({"impl": "fastai", "accuracy": float((pred == t).mean()),
+print("\n" + json.dumps({"impl": "fastai", "labelAccuracy": float((pred == t).mean()),
+                  "subsetAccuracy": float((pred == t).all(1).mean()),
                   "microF1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
                   "macroF1": float(f1.mean()), "labels": len(learn.dls.vocab[1]), "nValid": int(len(t))}))
 shutil.rmtree(work, ignore_errors=True)

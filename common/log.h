@@ -2,8 +2,11 @@
  *   {"ts":"2026-11-26T15:40:00.123Z","level":"info","mod":"watch","msg":"relisting","rv":"42"}
  * The message is a constant; variables go in fields, given as a jansson json_pack format for an
  * object plus its arguments, e.g. log_info("watch", "relisting", "{s:s,s:i}", "rv", rv, "n", n).
- * Pass NULL as fields for none. The level threshold comes from KUBEFIT_LOG_LEVEL
- * (debug|info|warn|error, default info). Thread-safe: each line is written in one call. */
+ * Pass NULL as fields for none. Any bytes may be in string fields (an error message quoting bad
+ * input): bytes that are not UTF-8 are written as \xNN, so the line keeps the field; a number
+ * that is NaN or infinite (JSON has neither) leaves its field out. The level threshold comes from
+ * KUBEFIT_LOG_LEVEL (debug|info|warn|error, default info). Thread-safe: each line is written in
+ * one call. */
 #ifndef KUBEFIT_LOG_H
 #define KUBEFIT_LOG_H
 

@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 
 int main(void)
@@ -20,6 +21,7 @@ int main(void)
     log_warn("dataset", "nested", "{s:{s:s,s:[s,s]},s:s?,s:s*,s:o,s:b,s:I,s:f}", "in", "k", "\xc3(", "a", "ok",
              "\x80", "nul", (const char *)NULL, "gone", (const char *)NULL, "obj", json_pack("{s:i}", "n", 1),
              "flag", 1, "big", (json_int_t)1 << 40, "x", 0.5);
+    log_info("fit", "nan", "{s:f,s:f,s:i}", "gone", NAN, "kept", 1.5, "n", 2); /* NaN: the field is left out */
     log_set_stream(NULL);
     fclose(mem);
 
@@ -54,6 +56,11 @@ int main(void)
     CHECK(json_is_true(json_object_get(d, "flag")));
     CHECK_EQ_INT((json_int_t)1 << 40, json_integer_value(json_object_get(d, "big")));
     CHECK_NEAR(0.5, json_real_value(json_object_get(d, "x")), 0, 0);
+    const char *fifth = fourth ? strchr(fourth + 1, '\n') : NULL;
+    json_t *e = fifth ? json_loads(fifth + 1, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
+    CHECK(e && !json_object_get(e, "gone") && json_real_value(json_object_get(e, "kept")) == 1.5 &&
+          json_integer_value(json_object_get(e, "n")) == 2);
+    json_decref(e);
     json_decref(a);
     json_decref(b);
     json_decref(c);

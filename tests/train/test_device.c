@@ -87,6 +87,9 @@ int main(void)
     CHECK_EQ_INT(3221225472ll, (long long)device_host_available(root, meminfo));
     put("memory.current", "5000000000\n"); /* over the limit (page cache): nothing left */
     CHECK_EQ_INT(0, (long long)device_host_available(root, meminfo));
+    /* the inactive page cache is reclaimable: not counted as used */
+    put("memory.stat", "anon 1000\nfile 4000000000\nactive_file 5\ninactive_file 3000000000\n");
+    CHECK_EQ_INT(4294967296ll - 2000000000ll, (long long)device_host_available(root, meminfo));
     clear();
     put("meminfo", "MemAvailable:   20000000 kB\n");
     put("memory/memory.limit_in_bytes", "9223372036854771712\n"); /* v1 without a limit */
@@ -94,6 +97,8 @@ int main(void)
     CHECK_EQ_INT(20000000ll * 1024, (long long)device_host_available(root, meminfo));
     put("memory/memory.limit_in_bytes", "2147483648\n");
     CHECK_EQ_INT(2147482648ll, (long long)device_host_available(root, meminfo));
+    put("memory/memory.stat", "cache 900\ninactive_file 1\ntotal_inactive_file 600\n");
+    CHECK_EQ_INT(2147483248ll, (long long)device_host_available(root, meminfo));
     clear();
     CHECK_EQ_INT(0, (long long)device_host_available(root, meminfo)); /* nothing known */
 

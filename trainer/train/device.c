@@ -109,10 +109,29 @@ uint64_t device_host_available(const char *cgroup_root, const char *meminfo)
     /* cgroup v2: memory.max / memory.current; v1: memory/memory.limit_in_bytes / usage_in_bytes
      * (v1 says "no limit" with a huge number, which the min below absorbs) */
     int64_t limit = read_int(cgroup_root, "memory.max"), used = read_int(cgroup_root, "memory.current");
+    const char *stat = "memory.stat", *inactive = "inactive_file ";
     if (limit < 0) {
         limit = read_int(cgroup_root, "memory/memory.limit_in_bytes");
         used = read_int(cgroup_root, "memory/memory.usage_in_bytes");
+        stat = "memory/memory.stat", inactive = "total_inactive_file ";
     }
+    /* usage counts the page cache; its inactive part is reclaimed before the limit bites (the
+     * kubelet's working set is the same difference) */
+    char *st = NULL, *path = NULL;
+    size_t st_len = 0;
+    if (limit >= 0 && used > 0 && asprintf(&path, "%s/%s", cgroup_root, stat) >= 0 &&
+        file_read_max(&st, &st_len, path, 1 << 20) == 0) {
+        for (const char *p = st; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+            unsigned long long v;
+            if (strncmp(p, inactive, strlen(inactive)) == 0 && sscanf(p + strlen(inactive), "%llu", &v) == 1) {
+                used = (uint64_t)used > v ? used - (int64_t)v : 0;
+                break;
+            }
+        }
+    }
+    err_clear();
+    free(st);
+    free(path);
     if (limit >= 0) {
         uint64_t left = (uint64_t)limit > (uint64_t)(used > 0 ? used : 0) ? (uint64_t)limit - (uint64_t)(used > 0 ? used : 0) : 0;
         if (!avail || left < avail)

@@ -32,8 +32,9 @@ int device_default_threads(const char *cgroup_root, int online, int *from_quota)
 const char *device_cgroup_root(void);
 
 /* Bytes the host can still give this process: MemAvailable of meminfo (NULL: /proc/meminfo) and
- * the cgroup's memory limit minus its usage (v2 memory.max / memory.current, v1
- * memory/memory.limit_in_bytes / memory.usage_in_bytes), the smaller; 0 when neither is known. */
+ * the cgroup's memory limit minus its usage less the inactive page cache (v2 memory.max /
+ * memory.current / memory.stat inactive_file, v1 memory/memory.limit_in_bytes / usage_in_bytes /
+ * memory.stat total_inactive_file), the smaller; 0 when neither is known. */
 uint64_t device_host_available(const char *cgroup_root, const char *meminfo);
 
 /* Bytes be's tensors can use: 95% of the GPU's memory, or device_host_available on the CPU. */
