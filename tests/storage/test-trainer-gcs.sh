@@ -27,7 +27,17 @@ for name, n in (("train.csv", 600), ("valid.csv", 150)):
 PY
 "$st" cp "$work/train.csv" gs://kubefit-test/en/data/train.csv
 "$st" cp "$work/valid.csv" gs://kubefit-test/en/data/valid.csv
-rm "$work/train.csv" "$work/valid.csv"
+# The same rows as JSON lines under de/: the default layout finds train.jsonl / valid.jsonl.
+python3 - "$work" <<'PY'
+import csv, json, sys
+for name in ("train", "valid"):
+    with open(f"{sys.argv[1]}/{name}.csv", newline="") as f, open(f"{sys.argv[1]}/{name}.jsonl", "w") as g:
+        for row in csv.DictReader(f):
+            g.write(json.dumps({"text": row["text"], "labels": row["labels"].split(";")}) + "\n")
+PY
+"$st" cp "$work/train.jsonl" gs://kubefit-test/de/data/train.jsonl
+"$st" cp "$work/valid.jsonl" gs://kubefit-test/de/data/valid.jsonl
+rm "$work/train.csv" "$work/valid.csv" "$work/train.jsonl" "$work/valid.jsonl"
 
 cd "$work" # nothing may depend on local files
 "$trainer" train --lang en --bucket-name kubefit-test --model-dir models \
@@ -54,4 +64,27 @@ assert r.get("modelURI") == "gs://kubefit-test/models/en/default/1/model.safeten
 assert r.get("metricsURI") == "gs://kubefit-test/models/en/default/1/metrics.json", r.get("metricsURI")
 print("trainer outputs in the bucket: ok")
 PY
+# JSON lines from the bucket (the format follows the object's name), and a named input that is
+# not there: exit 2 naming it.
+"$trainer" train --lang de --bucket-name kubefit-test --model-dir models \
+  --epochs 1 --lm-epochs 1 --emb-size 16 --hidden-size 32 --layers 2 --max-vocab 2000 --batch-size 16 --bptt 32 \
+  --seed 1 --threads 2 --result-file "$work/result-de.json" >/dev/null 2>"$work/de.err" ||
+  { echo "FAIL: train from train.jsonl in the bucket: $(tail -1 "$work/de.err")" >&2; fail=1; }
+"$st" cat gs://kubefit-test/models/de/default/1/config.json >"$work/config-de.json" || fail=1
+python3 - "$work/config-de.json" <<'PY' || fail=1
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["inputs"]["train"] == "gs://kubefit-test/de/data/train.jsonl", c["inputs"]
+assert c["inputs"]["valid"] == "gs://kubefit-test/de/data/valid.jsonl", c["inputs"]
+print("JSON lines from the bucket: ok")
+PY
+set +e
+"$trainer" train --lang de --bucket-name kubefit-test --model-dir models --valid-uri gs://kubefit-test/de/none.csv \
+  --result-file "$work/result-miss.json" >/dev/null 2>&1
+rc=$?
+set -e
+if [ $rc != 2 ] || ! grep -q 'gs://kubefit-test/de/none.csv: not found (a required input)' "$work/result-miss.json"; then
+  echo "FAIL: a missing --valid-uri: exit $rc, $(cat "$work/result-miss.json")" >&2
+  fail=1
+fi
 exit $fail
