@@ -137,8 +137,7 @@ static const char *bad_label_name(const char *name, size_t len)
 {
     if (!len)
         return "is empty";
-    size_t bad;
-    if (memchr(name, 0, len) || !utf8_valid(name, len, &bad))
+    if (memchr(name, 0, len) || !utf8_valid(name, len, NULL))
         return "is not valid UTF-8";
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];

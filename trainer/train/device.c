@@ -30,16 +30,24 @@ const char *device_cgroup_root(void)
     return r && *r ? r : "/sys/fs/cgroup";
 }
 
-/* The first line of root/name, NUL-terminated without its line end; NULL when unreadable. */
-static char *read_line(const char *root, const char *name)
+/* The text of root/name (at most 1 MiB); NULL when unreadable (absent: that cgroup version or
+ * controller is not there; nothing to report). */
+static char *read_text(const char *root, const char *name)
 {
     char *path = NULL, *buf = NULL;
     size_t len = 0;
     if (asprintf(&path, "%s/%s", root, name) < 0)
         return NULL;
-    if (file_read_max(&buf, &len, path, 4096) < 0)
-        err_clear(); /* absent: that cgroup version or controller is not there */
+    if (file_read_max(&buf, &len, path, 1 << 20) < 0)
+        err_clear();
     free(path);
+    return buf;
+}
+
+/* The first line of root/name without its line end; NULL when unreadable. */
+static char *read_line(const char *root, const char *name)
+{
+    char *buf = read_text(root, name);
     if (buf)
         buf[strcspn(buf, "\r\n")] = 0;
     return buf;
@@ -117,23 +125,17 @@ uint64_t device_host_available(const char *cgroup_root, const char *meminfo)
     }
     /* usage counts the page cache; its inactive part is reclaimed before the limit bites (the
      * kubelet's working set is the same difference) */
-    char *st = NULL, *path = NULL;
-    size_t st_len = 0;
-    if (limit >= 0 && used > 0 && asprintf(&path, "%s/%s", cgroup_root, stat) >= 0 &&
-        file_read_max(&st, &st_len, path, 1 << 20) == 0) {
-        for (const char *p = st; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-            unsigned long long v;
-            if (strncmp(p, inactive, strlen(inactive)) == 0 && sscanf(p + strlen(inactive), "%llu", &v) == 1) {
-                used = (uint64_t)used > v ? used - (int64_t)v : 0;
-                break;
-            }
+    char *st = limit >= 0 && used > 0 ? read_text(cgroup_root, stat) : NULL;
+    for (const char *p = st; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        unsigned long long v;
+        if (strncmp(p, inactive, strlen(inactive)) == 0 && sscanf(p + strlen(inactive), "%llu", &v) == 1) {
+            used = (uint64_t)used > v ? used - (int64_t)v : 0;
+            break;
         }
     }
-    err_clear();
     free(st);
-    free(path);
     if (limit >= 0) {
-        uint64_t left = (uint64_t)limit > (uint64_t)(used > 0 ? used : 0) ? (uint64_t)limit - (uint64_t)(used > 0 ? used : 0) : 0;
+        uint64_t u = used > 0 ? (uint64_t)used : 0, left = (uint64_t)limit > u ? (uint64_t)limit - u : 0;
         if (!avail || left < avail)
             avail = left;
     }
