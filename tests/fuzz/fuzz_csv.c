@@ -9,6 +9,7 @@
 #include "dataset.h"
 #include "err.h"
 #include "log.h"
+#include "utf8.h"
 #include "vocab.h"
 
 #define REQUIRE(c) do { if (!(c)) __builtin_trap(); } while (0)
@@ -51,6 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ds_dataset d;
     if (ds_load_buffer(&d, buf, len, "fuzz", &o) == 0) {
         REQUIRE(d.n > 0);
+        for (size_t l = 0; l < d.n_label_names; l++) { /* label names: UTF-8, no control characters */
+            const char *nm = d.label_names[l];
+            REQUIRE(nm[0] && utf8_valid(nm, strlen(nm), NULL));
+            for (const unsigned char *c = (const unsigned char *)nm; *c; c++)
+                REQUIRE(*c >= 0x20 && *c != 0x7f && !(*c == 0xc2 && c[1] < 0xa0));
+        }
         for (size_t i = 0; i < d.n; i++) {
             REQUIRE(d.ex[i].text && d.ex[i].text[0]);
             for (size_t k = 0; k < d.ex[i].n_labels; k++) {
@@ -61,6 +68,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ds_dataset tr, va;
         if (ds_split(&tr, &va, &d, 0.25, mode) == 0) {
             REQUIRE(tr.n + va.n == d.n);
+            /* valid mapped onto the labels of the first half of train's: unseen ones counted */
+            ds_unseen un = {0};
+            size_t before = va.n;
+            if (ds_relabel(&va, tr.label_names, tr.n_label_names / 2, &un) == 0) {
+                REQUIRE(un.n_names <= un.labels && un.rows <= before);
+                for (size_t i = 0; i < va.n; i++)
+                    for (size_t k = 0; k < va.ex[i].n_labels; k++)
+                        REQUIRE(va.ex[i].labels[k] < va.n_label_names);
+                REQUIRE(ds_drop_unlabelled(&va) <= before);
+                ds_unseen_dispose(&un);
+            }
             ds_dispose(&tr);
             ds_dispose(&va);
         }

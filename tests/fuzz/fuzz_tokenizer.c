@@ -1,7 +1,7 @@
 /* fuzz_tokenizer: every fastai rule, the whole rule chain, the word tokenizer and the full
  * pipeline on arbitrary bytes. Byte 0 picks the language. Invariants: outputs are valid UTF-8,
- * tokens are non-empty and hold no whitespace except the "\n" token, the pipeline starts with
- * xxbos. */
+ * tokens are non-empty and hold no whitespace except the "\n" token, every token is one a
+ * vocabulary file can hold (no control characters), the pipeline starts with xxbos. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "rules.h"
 #include "tokenizer.h"
 #include "unicode.h"
+#include "vocab.h"
 
 #define REQUIRE(c) do { if (!(c)) __builtin_trap(); } while (0)
 
@@ -29,6 +30,7 @@ static void require_tokens(const tok_list *l)
         size_t len = strlen(t);
         REQUIRE(len > 0);
         require_utf8(t, len);
+        REQUIRE(vocab_token_problem(t) == NULL);
         if (strcmp(t, "\n") == 0)
             continue;
         uc_str s = {0};
