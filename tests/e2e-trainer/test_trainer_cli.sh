@@ -37,7 +37,7 @@ expect 2 "missing --lang" -- train --bucket-name "$B" --model-dir m
 ok "grep -q -- '--lang is required' $tmp/err" "missing --lang is named"
 expect 2 "--device bogus" -- train --lang en --bucket-name "$B" --model-dir m --device bogus
 ok "grep -q -- '--device: expected auto, cpu or cuda, got \"bogus\"' $tmp/err" "a bad --device is named"
-# (--device cuda without a GPU falls back to the CPU: test_trainer_device.sh)
+# (--device cuda without a GPU fails, exit 3 or 2; auto falls back to the CPU: test_trainer_device.sh)
 # The stage, label-mode, threshold and input-override flags: bad values are named.
 bad() { # bad PATTERN ARGS...: exit 2 and PATTERN in stderr
   local pat=$1; shift
