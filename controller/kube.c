@@ -341,3 +341,63 @@ done:
     free(rv);
     return rc;
 }
+
+typedef struct {
+    int (*on_data)(void *ctx, const char *data, size_t len);
+    void *ctx;
+    int stopped;
+} stream_ctx;
+
+static int on_stream_data(void *u, const char *data, size_t len)
+{
+    stream_ctx *s = u;
+    if (s->on_data(s->ctx, data, len) != 0)
+        s->stopped = 1;
+    return s->stopped;
+}
+
+int kube_stream(kube_client *c, const char *path, int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,
+                const volatile int *cancel)
+{
+    int rc = KF_OK;
+    char *url = url_of(c, path), *hdrs[4] = {0};
+    http_response resp = {0};
+    stream_ctx s = {.on_data = on_data, .ctx = ctx};
+    if (!url)
+        return err_set(KF_ENOMEM, "kube: out of memory");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        free_headers(hdrs);
+        if ((rc = make_headers(c, NULL, hdrs)))
+            goto done;
+        free(hdrs[1]); /* logs are text: the API server refuses Accept: application/json there */
+        if (!(hdrs[1] = strdup("Accept: */*"))) {
+            rc = err_set(KF_ENOMEM, "kube: out of memory");
+            goto done;
+        }
+        http_response_dispose(&resp);
+        http_request req = {.url = url, .headers = (const char *const *)hdrs, .timeout_ms = -1, .on_data = on_stream_data,
+                            .ctx = &s, .cancel = cancel};
+        rc = http_do(c->http, &req, &resp);
+        if (rc == KF_OK && resp.status == 401 && !s.stopped) {
+            kube_auth_invalidate(c->auth);
+            continue;
+        }
+        break;
+    }
+    if (s.stopped) {
+        rc = KF_OK;
+        goto done;
+    }
+    if (rc) {
+        if (cancel && *cancel)
+            rc = err_set(KF_ERETRY, "GET %s: cancelled", path);
+        goto done;
+    }
+    if (resp.status < 200 || resp.status >= 300)
+        rc = kube_status_error(resp.status, resp.body, "GET", path);
+done:
+    http_response_dispose(&resp);
+    free_headers(hdrs);
+    free(url);
+    return rc;
+}

@@ -59,6 +59,13 @@ typedef struct {
  * with code 410), other codes as for requests. */
 int kube_watch(kube_client *c, const kube_watch_opts *opt);
 
+/* GETs path and hands the response body to on_data as it arrives (e.g. a Pod's log with
+ * follow=true). Returns 0 at the end of the body, the on_data's stop as 0 too, KF_ERETRY when
+ * cancelled, or the request's error (the Status message of a non-2xx answer, as for requests).
+ * on_data returns non-zero to stop. No overall timeout. */
+int kube_stream(kube_client *c, const char *path, int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,
+                const volatile int *cancel);
+
 /* Maps an HTTP status and a Status body to a KF_E* code and err_set()s a message naming
  * method and path. Exposed for tests. */
 int kube_status_error(long http_status, const char *body, const char *method, const char *path);
