@@ -24,6 +24,13 @@ enum {
 #define CONTRACT_RESULT_MAX 4096 /* bytes: the kubelet's termination-message limit */
 #define CONTRACT_TERMINATION_LOG "/dev/termination-log"
 #define CONTRACT_NONROOT_UID 65532 /* the trainer image's user */
+/* Progress reports are authenticated with a projected ServiceAccount token of this audience, which
+ * the controller mounts into the trainer Pod; the trainer reads the file named by the env var
+ * (re-read for every report: the kubelet rotates it) and sends it as a bearer token. */
+#define CONTRACT_PROGRESS_AUDIENCE "kubefit"
+#define CONTRACT_PROGRESS_TOKEN_ENV "KUBEFIT_PROGRESS_TOKEN_FILE"
+#define CONTRACT_PROGRESS_TOKEN_DIR "/var/run/secrets/kubefit.dev/progress"
+#define CONTRACT_PROGRESS_TOKEN_FILE CONTRACT_PROGRESS_TOKEN_DIR "/token"
 
 /* Keys of the result object's "metrics" (the trainer writes those that apply, the controller
  * copies them into status.metrics). Multi-label runs report subsetAccuracy (exact match) and

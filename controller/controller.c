@@ -16,7 +16,9 @@
 #define JOBS_API "/apis/kubefit.dev/v1alpha1"
 #define MAX_STATUS_TRIES 5
 #define MAX_WORKERS 64
-#define MAX_PROGRESS_KEYS 10000 /* bounds the memory unknown reporters can take */
+/* Reconcile duration histogram buckets (seconds). */
+static const double LATENCY_BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NLATENCY (sizeof LATENCY_BUCKETS / sizeof *LATENCY_BUCKETS)
 
 struct controller {
     controller_options opt;
@@ -27,11 +29,17 @@ struct controller {
     int nworkers;
     volatile int stop;
     volatile int leader;
-    pthread_mutex_t mu;  /* guards progress and counters */
-    json_t *progress;    /* key -> {"run":N, ...} */
+    pthread_mutex_t mu;  /* guards the counters */
+    void (*observer)(void *ctx, const char *type, const json_t *job);
+    void *observer_ctx;
+    struct {
+        long buckets[NLATENCY]; /* reconciles that took <= LATENCY_BUCKETS[i] (not cumulative) */
+        long count;
+        double sum;
+    } latency;
     struct {
         long reconciles, reconcile_errors, status_updates, status_conflicts, pods_created, pods_deleted, events,
-            progress_reports, jobs_deleted;
+            jobs_deleted;
     } n;
 };
 
@@ -71,12 +79,9 @@ static void on_job(void *u, const char *type, const json_t *obj)
     char *k = informer_key(obj);
     if (k)
         wq_add(c->queue, k);
-    if (k && strcmp(type, "DELETED") == 0) {
-        pthread_mutex_lock(&c->mu);
-        json_object_del(c->progress, k);
-        pthread_mutex_unlock(&c->mu);
-    }
     free(k);
+    if (c->observer)
+        c->observer(c->observer_ctx, type, obj);
 }
 
 static void on_pod(void *u, const char *type, const json_t *obj)
@@ -226,18 +231,14 @@ static int sync_key(controller *c, const char *key, double *requeue)
     char *pod_error = NULL;
     for (int tries = 0; job && tries < MAX_STATUS_TRIES; tries++) {
         json_t *pods = informer_list(c->pods, ns, RECONCILE_LABEL_JOB, name);
-        pthread_mutex_lock(&c->mu);
-        json_t *progress = json_incref(json_object_get(c->progress, key));
-        pthread_mutex_unlock(&c->mu);
         reconcile_result res;
-        reconcile_input in = {.job = job, .pods = pods, .progress = progress, .now = kube_now(),
+        reconcile_input in = {.job = job, .pods = pods, .now = kube_now(),
                               .cfg = &c->opt.reconcile, .pod_error = pod_error};
         rc = reconcile(&res, &in);
         if (rc == KF_OK)
             rc = apply(c, job, &res, requeue, &rejected);
         reconcile_result_dispose(&res);
         json_decref(pods);
-        json_decref(progress);
         if (rejected && !pod_error) {
             /* Decide again knowing the Pod is refused: the job fails with the server's reason. */
             pod_error = strdup(err_msg());
@@ -271,6 +272,19 @@ static int sync_key(controller *c, const char *key, double *requeue)
     return rc;
 }
 
+static void observe_latency(controller *c, double secs)
+{
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < NLATENCY; i++)
+        if (secs <= LATENCY_BUCKETS[i]) {
+            c->latency.buckets[i]++;
+            break;
+        }
+    c->latency.count++;
+    c->latency.sum += secs;
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void *worker(void *u)
 {
     controller *c = u;
@@ -284,7 +298,11 @@ static void *worker(void *u)
         if (wq_get(c->queue, &key) != 0)
             break;
         double requeue = 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = sync_key(c, key, &requeue);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        observe_latency(c, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         count(c, &c->n.reconciles);
         if (rc) {
             count(c, &c->n.reconcile_errors);
@@ -320,7 +338,6 @@ controller *controller_new(const controller_options *opt)
     c->progress_url = opt->reconcile.progress_base_url ? strdup(opt->reconcile.progress_base_url) : NULL;
     c->opt.reconcile.default_image = c->default_image;
     c->opt.reconcile.progress_base_url = c->progress_url;
-    c->progress = json_object();
     c->queue = wq_new(&(wq_options){.base_delay_s = opt->queue_base_delay_s > 0 ? opt->queue_base_delay_s : 0.05,
                                     .max_delay_s = opt->queue_max_delay_s > 0 ? opt->queue_max_delay_s : 60});
     char *jobs_path = NULL, *pods_path = NULL;
@@ -333,7 +350,7 @@ controller *controller_new(const controller_options *opt)
         jobs_path = strdup(JOBS_API "/trainingjobs");
         pods_path = strdup("/api/v1/pods");
     }
-    if (jobs_path && pods_path && c->progress && c->queue) {
+    if (jobs_path && pods_path && c->queue) {
         c->jobs = informer_new(&(informer_options){.kube = opt->kube, .name = "trainingjobs", .collection = jobs_path,
                                                    .watch_timeout_s = opt->watch_timeout_s, .on_event = on_job, .ctx = c});
         c->pods = informer_new(&(informer_options){.kube = opt->kube, .name = "pods", .collection = pods_path,
@@ -385,7 +402,6 @@ void controller_free(controller *c)
     informer_free(c->jobs);
     informer_free(c->pods);
     wq_free(c->queue);
-    json_decref(c->progress);
     free(c->watch_ns), free(c->default_image), free(c->progress_url);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -395,45 +411,48 @@ void controller_set_leader(controller *c, int leader) { c->leader = leader; }
 
 int controller_ready(controller *c) { return informer_synced(c->jobs) && informer_synced(c->pods); }
 
-int controller_progress(controller *c, const char *ns, const char *name, int run, const char *body, size_t len)
+informer *controller_jobs(controller *c) { return c->jobs; }
+
+informer *controller_pods(controller *c) { return c->pods; }
+
+void controller_observe_jobs(controller *c, void (*fn)(void *ctx, const char *type, const json_t *job), void *ctx)
 {
-    json_error_t jerr;
-    json_t *p = json_loadb(body, len, 0, &jerr);
-    if (!json_is_object(p)) {
-        json_decref(p);
-        return err_set(KF_EINVAL, "progress: body is not a JSON object");
-    }
-    /* Keep the documented fields only, so a trainer cannot grow the status without bound. */
-    static const char *const keys[] = {"stage", "epoch", "epochs", "step", "steps", "loss", "percent", "etaSeconds"};
-    json_t *clean = json_object();
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        json_t *v = json_object_get(p, keys[i]);
-        if (json_is_number(v) || (json_is_string(v) && strlen(json_string_value(v)) <= 64))
-            json_object_set(clean, keys[i], v);
-    }
-    json_decref(p);
-    char ts[32], *key = NULL;
-    json_object_set_new(clean, "run", json_integer(run));
-    json_object_set_new(clean, "updateTime", json_string(kube_time_format(kube_now(), 0, ts)));
-    if (asprintf(&key, "%s/%s", ns, name) < 0) {
-        json_decref(clean);
-        return err_set(KF_ENOMEM, "progress: out of memory");
-    }
+    c->observer = fn;
+    c->observer_ctx = ctx;
+}
+
+/* kubefit_reconcile_duration_seconds and kubefit_jobs{phase}: appended to f. */
+static void more_metrics(controller *c, FILE *f)
+{
     pthread_mutex_lock(&c->mu);
-    int full = json_object_size(c->progress) >= MAX_PROGRESS_KEYS && !json_object_get(c->progress, key);
-    if (!full) {
-        json_object_set_new(c->progress, key, clean);
-        c->n.progress_reports++;
-    }
+    __typeof__(c->latency) lat = c->latency;
     pthread_mutex_unlock(&c->mu);
-    if (full) {
-        json_decref(clean);
-        free(key);
-        return err_set(KF_ERETRY, "progress: %d jobs are reporting already", MAX_PROGRESS_KEYS);
+    fputs("# HELP kubefit_reconcile_duration_seconds Time to reconcile one job (read, decide, write).\n"
+          "# TYPE kubefit_reconcile_duration_seconds histogram\n", f);
+    long cum = 0;
+    for (size_t i = 0; i < NLATENCY; i++) {
+        cum += lat.buckets[i];
+        fprintf(f, "kubefit_reconcile_duration_seconds_bucket{le=\"%g\"} %ld\n", LATENCY_BUCKETS[i], cum);
     }
-    wq_add(c->queue, key);
-    free(key);
-    return KF_OK;
+    fprintf(f, "kubefit_reconcile_duration_seconds_bucket{le=\"+Inf\"} %ld\n", lat.count);
+    fprintf(f, "kubefit_reconcile_duration_seconds_sum %.6f\nkubefit_reconcile_duration_seconds_count %ld\n", lat.sum,
+            lat.count);
+    static const char *const phases[] = {"Pending", "Running", "Succeeded", "Failed", "Suspended"};
+    long by[6] = {0};
+    json_t *jobs = informer_list(c->jobs, NULL, NULL, NULL), *j;
+    size_t i;
+    json_array_foreach(jobs, i, j) {
+        const char *ph = json_string_value(json_object_get(json_object_get(j, "status"), "phase"));
+        size_t k = 0;
+        while (k < 5 && (!ph || strcmp(ph, phases[k]) != 0))
+            k++;
+        by[k]++;
+    }
+    json_decref(jobs);
+    fputs("# HELP kubefit_jobs TrainingJobs in the controller's cache by phase (\"\" before the first reconcile).\n"
+          "# TYPE kubefit_jobs gauge\n", f);
+    for (size_t k = 0; k < 6; k++)
+        fprintf(f, "kubefit_jobs{phase=\"%s\"} %ld\n", k < 5 ? phases[k] : "", by[k]);
 }
 
 char *controller_metrics(controller *c)
@@ -453,7 +472,6 @@ char *controller_metrics(controller *c)
                  "# TYPE kubefit_pods_created_total counter\nkubefit_pods_created_total %ld\n"
                  "# TYPE kubefit_pods_deleted_total counter\nkubefit_pods_deleted_total %ld\n"
                  "# TYPE kubefit_events_total counter\nkubefit_events_total %ld\n"
-                 "# TYPE kubefit_progress_reports_total counter\nkubefit_progress_reports_total %ld\n"
                  "# TYPE kubefit_jobs_deleted_total counter\nkubefit_jobs_deleted_total %ld\n"
                  "# HELP kubefit_workqueue_depth Keys ready to reconcile.\n# TYPE kubefit_workqueue_depth gauge\n"
                  "kubefit_workqueue_depth %zu\n"
@@ -467,8 +485,20 @@ char *controller_metrics(controller *c)
                  "kubefit_watch_restarts_total{resource=\"trainingjobs\"} %ld\n"
                  "kubefit_watch_restarts_total{resource=\"pods\"} %ld\n",
                  n.reconciles, n.reconcile_errors, n.status_updates, n.status_conflicts, n.pods_created, n.pods_deleted,
-                 n.events, n.progress_reports, n.jobs_deleted, wq_len(c->queue), c->leader ? 1 : 0, js.relists,
+                 n.events, n.jobs_deleted, wq_len(c->queue), c->leader ? 1 : 0, js.relists,
                  ps.relists, js.events, ps.events, js.watch_restarts, ps.watch_restarts) < 0)
         return NULL;
-    return out;
+    char *more = NULL;
+    size_t more_len = 0;
+    FILE *f = open_memstream(&more, &more_len);
+    if (f) {
+        more_metrics(c, f);
+        fclose(f);
+    }
+    char *all = NULL;
+    if (asprintf(&all, "%s%s", out, more ? more : "") < 0)
+        all = NULL;
+    free(out);
+    free(more);
+    return all;
 }

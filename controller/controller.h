@@ -1,11 +1,12 @@
 /* controller: informers (TrainingJobs; Pods labelled app.kubernetes.io/managed-by=kubefit) feed
  * a work queue of job keys; N workers reconcile one key at a time and apply the result: status
  * through /status (merge patch conditional on resourceVersion; 409 -> re-read and retry), then
- * Pod deletes/creates, Events and TTL deletion. Progress reports from trainers are kept in
- * memory and folded into status by the next reconcile. */
+ * Pod deletes/creates, Events and TTL deletion. Trainers' progress reaches status.progress
+ * through ingest.c (any replica writes it); reconcile keeps it. */
 #ifndef KUBEFIT_CONTROLLER_H
 #define KUBEFIT_CONTROLLER_H
 
+#include "informer.h"
 #include "kube.h"
 #include "reconcile.h"
 
@@ -30,8 +31,11 @@ void controller_free(controller *c);
 void controller_set_leader(controller *c, int leader);
 /* Both caches have completed their first list. */
 int controller_ready(controller *c);
-/* A trainer's progress report for job ns/name, run: a JSON object. KF_EINVAL when malformed. */
-int controller_progress(controller *c, const char *ns, const char *name, int run, const char *body, size_t len);
+/* The caches (borrowed; valid until controller_free). */
+informer *controller_jobs(controller *c);
+informer *controller_pods(controller *c);
+/* Also hands every TrainingJob watch event to fn (the console); call before controller_start. */
+void controller_observe_jobs(controller *c, void (*fn)(void *ctx, const char *type, const json_t *job), void *ctx);
 /* Prometheus text exposition of the controller's metrics. Caller frees. */
 char *controller_metrics(controller *c);
 

@@ -5,6 +5,9 @@
 #include "kubeauth.h"
 #include "watch.h"
 
+#define KUBE_MAX_COUNTS 64 /* distinct (verb, code) pairs counted */
+
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,9 @@ struct kube_client {
     char *namespace;
     http_client *http;
     kube_auth *auth;
+    pthread_mutex_t stats_mu; /* guards counts */
+    struct { char verb[8]; int code; long n; } counts[KUBE_MAX_COUNTS];
+    int ncounts;
 };
 
 kube_client *kube_client_new(const kube_config *cfg)
@@ -23,6 +29,7 @@ kube_client *kube_client_new(const kube_config *cfg)
         err_set(KF_ENOMEM, "kube: out of memory");
         return NULL;
     }
+    pthread_mutex_init(&c->stats_mu, NULL);
     if (!cfg->server || !*cfg->server) {
         err_set(KF_EINVAL, "kube: no server in the configuration");
         goto fail;
@@ -54,12 +61,30 @@ void kube_client_free(kube_client *c)
         return;
     http_client_free(c->http);
     kube_auth_free(c->auth);
+    pthread_mutex_destroy(&c->stats_mu);
     free(c->server);
     free(c->namespace);
     free(c);
 }
 
 const char *kube_client_namespace(const kube_client *c) { return c->namespace; }
+
+/* Counts one request by verb and HTTP status (0: no response). */
+static void count_request(kube_client *c, const char *verb, long code)
+{
+    pthread_mutex_lock(&c->stats_mu);
+    int i = 0;
+    while (i < c->ncounts && (c->counts[i].code != (int)code || strcmp(c->counts[i].verb, verb) != 0))
+        i++;
+    if (i == c->ncounts && c->ncounts < KUBE_MAX_COUNTS) {
+        snprintf(c->counts[i].verb, sizeof c->counts[i].verb, "%s", verb);
+        c->counts[i].code = (int)code;
+        c->ncounts++;
+    }
+    if (i < c->ncounts)
+        c->counts[i].n++;
+    pthread_mutex_unlock(&c->stats_mu);
+}
 
 int kube_status_error(long http_status, const char *body, const char *method, const char *path)
 {
@@ -136,7 +161,9 @@ int kube_request(kube_client *c, const char *method, const char *path, const cha
         http_response_dispose(&resp);
         http_request req = {.method = method, .url = url, .headers = (const char *const *)hdrs,
                             .body = text, .body_len = text ? strlen(text) : 0};
-        if ((rc = http_do(c->http, &req, &resp)))
+        rc = http_do(c->http, &req, &resp);
+        count_request(c, method, rc ? 0 : resp.status);
+        if (rc)
             goto done;
         if (resp.status != 401)
             break;
@@ -308,6 +335,7 @@ int kube_watch(kube_client *c, const kube_watch_opts *opt)
                             .low_speed_secs = tmo + 30, .on_data = on_watch_data, .ctx = &w,
                             .cancel = opt->cancel};
         rc = http_do(c->http, &req, &resp);
+        count_request(c, "WATCH", rc ? 0 : resp.status);
         if (rc == KF_OK && resp.status == 401) {
             kube_auth_invalidate(c->auth);
             continue;
@@ -400,4 +428,68 @@ done:
     free_headers(hdrs);
     free(url);
     return rc;
+}
+
+int kube_get_text(kube_client *c, const char *path, size_t max_bytes, char **out)
+{
+    *out = NULL;
+    int rc = KF_OK;
+    char *url = url_of(c, path), *hdrs[4] = {0};
+    http_response resp = {0};
+    if (!url) {
+        rc = err_set(KF_ENOMEM, "kube: out of memory");
+        goto done;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        free_headers(hdrs);
+        if ((rc = make_headers(c, NULL, hdrs)))
+            goto done;
+        free(hdrs[1]);
+        if (!(hdrs[1] = strdup("Accept: */*"))) {
+            rc = err_set(KF_ENOMEM, "kube: out of memory");
+            goto done;
+        }
+        http_response_dispose(&resp);
+        rc = http_do(c->http, &(http_request){.url = url, .headers = (const char *const *)hdrs}, &resp);
+        count_request(c, "GET", rc ? 0 : resp.status);
+        if (rc)
+            goto done;
+        if (resp.status != 401)
+            break;
+        kube_auth_invalidate(c->auth);
+    }
+    if (resp.status < 200 || resp.status >= 300) {
+        rc = kube_status_error(resp.status, resp.body, "GET", path);
+        goto done;
+    }
+    size_t n = resp.body_len < max_bytes ? resp.body_len : max_bytes;
+    if (!(*out = malloc(n + 1))) {
+        rc = err_set(KF_ENOMEM, "kube: out of memory");
+        goto done;
+    }
+    memcpy(*out, resp.body + (resp.body_len - n), n); /* the tail, when it is too long */
+    (*out)[n] = '\0';
+done:
+    http_response_dispose(&resp);
+    free_headers(hdrs);
+    free(url);
+    return rc;
+}
+
+char *kube_client_metrics(kube_client *c)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        return NULL;
+    fputs("# HELP kubefit_api_requests_total Requests to the Kubernetes API server by verb and HTTP code "
+          "(code 0: no response).\n# TYPE kubefit_api_requests_total counter\n", f);
+    pthread_mutex_lock(&c->stats_mu);
+    for (int i = 0; i < c->ncounts; i++)
+        fprintf(f, "kubefit_api_requests_total{verb=\"%s\",code=\"%d\"} %ld\n", c->counts[i].verb, c->counts[i].code,
+                c->counts[i].n);
+    pthread_mutex_unlock(&c->stats_mu);
+    fclose(f);
+    return out;
 }

@@ -70,4 +70,12 @@ int kube_stream(kube_client *c, const char *path, int (*on_data)(void *ctx, cons
  * method and path. Exposed for tests. */
 int kube_status_error(long http_status, const char *body, const char *method, const char *path);
 
+/* GET a text resource such as pods/<name>/log. *out: the last max_bytes bytes of it, NUL-terminated
+ * (caller frees). Errors as for kube_request. */
+int kube_get_text(kube_client *c, const char *path, size_t max_bytes, char **out);
+
+/* Prometheus text: kubefit_api_requests_total{verb,code} for every request this client made
+ * (verb WATCH for watches; code 0 when no response came). Caller frees. */
+char *kube_client_metrics(kube_client *c);
+
 #endif

@@ -21,7 +21,8 @@ static const char USAGE[] =
     "  --context NAME             kubeconfig context (default: current-context)\n"
     "  --namespace NS             watch only this namespace (default: all)\n"
     "  --workers N                reconcile workers (default 2)\n"
-    "  --listen ADDR:PORT         /healthz /readyz /metrics /progress (default 0.0.0.0:8080; port 0 picks)\n"
+    "  --listen ADDR:PORT         /healthz /readyz /metrics /progress and the console (default :8080:\n"
+    "                             IPv6 and IPv4; 0.0.0.0:8080 IPv4 only, [::1]:8080, port 0 picks one)\n"
     "  --port-file PATH           write the listening port here (tests)\n"
     "  --leader-elect=BOOL        use a Lease (default true)\n"
     "  --lease-namespace NS       (default: $POD_NAMESPACE or the kubeconfig namespace)\n"
@@ -35,9 +36,16 @@ static const char USAGE[] =
     "  --pod-start-timeout S      a trainer container that cannot start (image pull, config) fails\n"
     "                             the run after this long (default 300)\n"
     "  --resync S                 re-reconcile unfinished jobs this often (default 60)\n"
-    "  --watch-timeout S          server-side watch timeout (default 300)\n";
+    "  --watch-timeout S          server-side watch timeout (default 300)\n"
+    "  --console=BOOL             serve the browser console at / (default true)\n"
+    "  --console-anonymous=BOOL   console readable without a token, read-only (default false;\n"
+    "                             for kubectl port-forward use only)\n"
+    "  --progress-rate R          progress reports a second per job (default 1)\n"
+    "  --progress-burst N         reports a job may send at once above that rate (default 5)\n"
+    "  --http-workers N           threads that answer API-backed requests (default 4)\n";
 
 enum {
+    OPT_CONSOLE = 200, OPT_CONSOLE_ANON, OPT_PROGRESS_RATE, OPT_PROGRESS_BURST, OPT_HTTP_WORKERS,
     OPT_KUBECONFIG = 256, OPT_CONTEXT, OPT_NAMESPACE, OPT_WORKERS, OPT_LISTEN, OPT_PORT_FILE, OPT_LEADER_ELECT,
     OPT_LEASE_NS, OPT_LEASE_NAME, OPT_IDENTITY, OPT_LEASE_DURATION, OPT_RENEW_DEADLINE, OPT_RETRY_PERIOD,
     OPT_IMAGE, OPT_PROGRESS_URL, OPT_BACKOFF, OPT_BACKOFF_MAX, OPT_POD_START, OPT_RESYNC, OPT_WATCH_TIMEOUT, OPT_HELP,
@@ -55,17 +63,32 @@ static int parse_double(const char *flag, const char *v, double *out)
     return 0;
 }
 
+/* --flag, --flag=true|1, --flag=false|0. */
+static int parse_bool(const char *flag, const char *v, int *out)
+{
+    if (!v || !strcmp(v, "true") || !strcmp(v, "1")) {
+        *out = 1;
+    } else if (!strcmp(v, "false") || !strcmp(v, "0")) {
+        *out = 0;
+    } else {
+        fprintf(stderr, "kubefit-controller: %s wants true or false, got \"%s\"\n", flag, v);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_leader_change(void *ctx, int leading) { controller_set_leader(ctx, leading); }
 
 int main(int argc, char **argv)
 {
-    const char *kubeconfig = NULL, *context = NULL, *watch_ns = NULL, *listen_addr = "0.0.0.0:8080";
+    const char *kubeconfig = NULL, *context = NULL, *watch_ns = NULL, *listen_addr = ":8080";
     const char *port_file = NULL, *lease_ns = getenv("POD_NAMESPACE"), *lease_name = "kubefit-controller";
     const char *identity = NULL, *image = NULL, *progress_url = NULL;
     double workers = 2, lease_s = 15, renew_s = 10, retry_s = 2, backoff = 10, backoff_max = 600, resync = 60;
     double pod_start = 300;
     double watch_timeout = 300;
-    int leader_elect = 1;
+    int leader_elect = 1, console = 1, console_anon = 0;
+    double progress_rate = 1, progress_burst = 5, http_workers = 4;
     static const struct option opts[] = {
         {"kubeconfig", required_argument, 0, OPT_KUBECONFIG}, {"context", required_argument, 0, OPT_CONTEXT},
         {"namespace", required_argument, 0, OPT_NAMESPACE}, {"workers", required_argument, 0, OPT_WORKERS},
@@ -78,7 +101,11 @@ int main(int argc, char **argv)
         {"progress-url", required_argument, 0, OPT_PROGRESS_URL}, {"retry-backoff", required_argument, 0, OPT_BACKOFF},
         {"retry-backoff-max", required_argument, 0, OPT_BACKOFF_MAX},
         {"pod-start-timeout", required_argument, 0, OPT_POD_START}, {"resync", required_argument, 0, OPT_RESYNC},
-        {"watch-timeout", required_argument, 0, OPT_WATCH_TIMEOUT}, {"help", no_argument, 0, OPT_HELP},
+        {"watch-timeout", required_argument, 0, OPT_WATCH_TIMEOUT},
+        {"console", optional_argument, 0, OPT_CONSOLE}, {"console-anonymous", optional_argument, 0, OPT_CONSOLE_ANON},
+        {"progress-rate", required_argument, 0, OPT_PROGRESS_RATE},
+        {"progress-burst", required_argument, 0, OPT_PROGRESS_BURST},
+        {"http-workers", required_argument, 0, OPT_HTTP_WORKERS}, {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
     int o, bad = 0;
@@ -113,6 +140,11 @@ int main(int argc, char **argv)
         case OPT_POD_START: bad |= parse_double("--pod-start-timeout", optarg, &pod_start); break;
         case OPT_RESYNC: bad |= parse_double("--resync", optarg, &resync); break;
         case OPT_WATCH_TIMEOUT: bad |= parse_double("--watch-timeout", optarg, &watch_timeout); break;
+        case OPT_CONSOLE: bad |= parse_bool("--console", optarg, &console); break;
+        case OPT_CONSOLE_ANON: bad |= parse_bool("--console-anonymous", optarg, &console_anon); break;
+        case OPT_PROGRESS_RATE: bad |= parse_double("--progress-rate", optarg, &progress_rate); break;
+        case OPT_PROGRESS_BURST: bad |= parse_double("--progress-burst", optarg, &progress_burst); break;
+        case OPT_HTTP_WORKERS: bad |= parse_double("--http-workers", optarg, &http_workers); break;
         case OPT_HELP: fputs(USAGE, stdout); return 0;
         default: bad = 1; break;
         }
@@ -121,14 +153,6 @@ int main(int argc, char **argv)
         fputs(USAGE, stderr);
         return 2;
     }
-    char *host = strdup(listen_addr), *colon = host ? strrchr(host, ':') : NULL;
-    if (!colon) {
-        fprintf(stderr, "kubefit-controller: --listen wants ADDR:PORT, got \"%s\"\n", listen_addr);
-        free(host);
-        return 2;
-    }
-    *colon = '\0';
-    int port = atoi(colon + 1);
 
     /* Signals go to the main thread only: block them before any thread starts. */
     sigset_t sigs;
@@ -159,7 +183,11 @@ int main(int argc, char **argv)
         .reconcile = {.default_image = image, .progress_base_url = progress_url, .backoff_base_s = backoff,
                       .backoff_max_s = backoff_max, .pod_start_timeout_s = pod_start},
     };
-    if (!(ctl = controller_new(&co)) || !(srv = server_new(ctl, host, port))) {
+    if (!(ctl = controller_new(&co)) ||
+        !(srv = server_new(&(server_options){.ctl = ctl, .kube = kube, .listen = listen_addr,
+                                             .progress_rate = progress_rate, .progress_burst = (int)progress_burst,
+                                             .console = console, .console_anonymous = console_anon,
+                                             .workers = (int)http_workers}))) {
         log_error("main", "cannot start", "{s:s}", "error", err_msg());
         goto done;
     }
@@ -201,7 +229,6 @@ done:
     controller_free(ctl);
     kube_client_free(kube);
     kube_config_dispose(&cfg);
-    free(host);
     if (rc == 0)
         log_info("main", "stopped", NULL);
     return rc;

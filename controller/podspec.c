@@ -14,6 +14,7 @@
 #define DEFAULT_IMAGE "ghcr.io/kubefit/kubefit-trainer:latest"
 /* Pod activeDeadlineSeconds is int64, but the CRD caps the job's at int32 like batch/v1 Job. */
 #define DEADLINE_MAX 2147483647.0
+#define PROGRESS_TOKEN_VOLUME "kubefit-progress-token"
 
 /* Spec fields that do not change what a run computes. */
 static const char *const NON_RUN_FIELDS[] = {
@@ -294,6 +295,21 @@ static json_t *build_args(const contract_argv *argv)
     return args;
 }
 
+/* The projected ServiceAccount token the trainer authenticates its progress reports with (bound to
+ * this Pod, audience CONTRACT_PROGRESS_AUDIENCE, rotated by the kubelet). Only with --progress-url. */
+static void add_progress_token(json_t *pod_spec, json_t *container)
+{
+    json_t *volume = json_pack("{s:s,s:{s:[{s:{s:s,s:i,s:s}}]}}", "name", PROGRESS_TOKEN_VOLUME, "projected", "sources",
+                               "serviceAccountToken", "audience", CONTRACT_PROGRESS_AUDIENCE, "expirationSeconds", 3600,
+                               "path", "token");
+    json_t *mount = json_pack("{s:s,s:s,s:b}", "name", PROGRESS_TOKEN_VOLUME, "mountPath", CONTRACT_PROGRESS_TOKEN_DIR,
+                              "readOnly", 1);
+    json_t *env = json_pack("{s:s,s:s}", "name", CONTRACT_PROGRESS_TOKEN_ENV, "value", CONTRACT_PROGRESS_TOKEN_FILE);
+    json_object_set_new(pod_spec, "volumes", json_pack("[o]", volume));
+    json_object_set_new(container, "volumeMounts", json_pack("[o]", mount));
+    json_array_append_new(json_object_get(container, "env"), env);
+}
+
 static json_t *build_env(const json_t *job, int run, int attempt)
 {
     const json_t *meta = json_object_get(job, "metadata"), *spec = json_object_get(job, "spec");
@@ -456,6 +472,8 @@ int reconcile_build_pod(json_t **out, const json_t *job, int run, int attempt, c
         json_object_set(pod_spec, "tolerations", tolerations);
     json_decref(selector);
     json_decref(tolerations);
+    if (cfg && cfg->progress_base_url && *cfg->progress_base_url)
+        add_progress_token(pod_spec, container);
     if (deadline_left_s > 0)
         json_object_set_new(pod_spec, "activeDeadlineSeconds",
                             json_integer((json_int_t)(deadline_left_s < DEADLINE_MAX ? deadline_left_s : DEADLINE_MAX) + 1));

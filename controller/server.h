@@ -1,8 +1,9 @@
-/* server: the controller's small HTTP/1.1 endpoint (plain sockets, one thread, one request per
- * connection; libwebsockets was not needed for four routes):
- *   GET /healthz  -> 200 ok           GET /readyz -> 200 when the caches are synced, else 503
- *   GET /metrics  -> Prometheus text  POST /progress/<ns>/<name>/<run> -> 204 (JSON body)
- * Requests are bounded (headers 16 KiB, body 64 KiB, 5 s to arrive). */
+/* server: the controller's HTTP side, on libwebsockets (httpd.c):
+ *   GET  /healthz   200 while the process serves      GET /readyz  200 once the caches synced
+ *   GET  /metrics   Prometheus text (controller, API client, progress, HTTP, console)
+ *   POST /progress/<ns>/<job>/<run>   a trainer's progress report, authenticated (ingest.h)
+ *   GET  /, /api/..., WS /api/watch   the console (console.h), unless turned off
+ * Every replica serves all of it: progress lands in status whichever replica receives it. */
 #ifndef KUBEFIT_SERVER_H
 #define KUBEFIT_SERVER_H
 
@@ -10,9 +11,22 @@
 
 typedef struct server server;
 
-/* Listens on addr:port (port 0 picks one; see server_port). Caller frees with server_free. */
-server *server_new(controller *c, const char *addr, int port);
+typedef struct {
+    controller *ctl;            /* borrowed; its caches feed the console and the progress checks */
+    kube_client *kube;          /* borrowed */
+    const char *listen;         /* "ADDR:PORT" (httpd.h); NULL: ":8080" */
+    const char *progress_audience; /* audience of the trainers' tokens; NULL: "kubefit" */
+    double progress_rate;       /* reports a second per job; 0: 1 */
+    int progress_burst;         /* 0: 5 */
+    int console;                /* serve the console */
+    int console_anonymous;      /* read-only console without a token (port-forward use) */
+    int workers;                /* threads for API-server calls; 0: 4 */
+} server_options;
+
+/* Binds the port. Caller frees with server_free. NULL with err_msg() on failure. */
+server *server_new(const server_options *opt);
 int server_port(const server *s);
+/* Starts serving; call before controller_start so the console sees every job event. */
 int server_start(server *s);
 void server_stop(server *s);
 void server_free(server *s);

@@ -1,4 +1,5 @@
-/* The controller's HTTP endpoints (a real socket), merge-patch diffs and API error mapping. */
+/* The controller's HTTP routes (a real socket, no API server behind), merge-patch diffs and API
+ * error mapping. */
 #include "controller.h"
 #include "err.h"
 #include "http.h"
@@ -18,13 +19,16 @@ static long get(http_client *h, const char *method, const char *url, const char 
     return status;
 }
 
-static void test_server(void)
+static void test_server(int anonymous)
 {
     kube_config cfg = {.server = "http://127.0.0.1:9", .namespace = "default"};
     kube_client *kube = kube_client_new(&cfg);
     controller *ctl = controller_new(&(controller_options){.kube = kube});
-    server *srv = server_new(ctl, "127.0.0.1", 0);
+    server *srv = server_new(&(server_options){.ctl = ctl, .kube = kube, .listen = "127.0.0.1:0", .console = 1,
+                                               .console_anonymous = anonymous});
     CHECK(srv != NULL);
+    if (!srv)
+        return;
     CHECK_EQ_INT(0, server_start(srv));
     http_client *h = http_client_new(&(http_options){.timeout_ms = 5000});
     char base[64], url[160], *body = NULL;
@@ -34,30 +38,50 @@ static void test_server(void)
     CHECK_EQ_INT(200, get(h, "GET", url, NULL, NULL));
     snprintf(url, sizeof url, "%s/readyz", base);
     CHECK_EQ_INT(503, get(h, "GET", url, NULL, NULL)); /* caches never synced: no API server */
+    /* Progress: no token is 401 at once; a malformed path 404; only POST. */
     snprintf(url, sizeof url, "%s/progress/ns/tj/2", base);
-    CHECK_EQ_INT(204, get(h, "POST", url, "{\"stage\":\"finetune-lm\",\"epoch\":2,\"percent\":21.4,\"junk\":[1]}", NULL));
-    CHECK_EQ_INT(400, get(h, "POST", url, "not json", &body));
-    CHECK(body && strstr(body, "not a JSON object"));
+    CHECK_EQ_INT(401, get(h, "POST", url, "{\"stage\":\"finetune-lm\",\"epoch\":2,\"percent\":21.4}", &body));
+    CHECK(body && strstr(body, "unauthenticated: no bearer token"));
     free(body);
     CHECK_EQ_INT(405, get(h, "GET", url, NULL, NULL));
     snprintf(url, sizeof url, "%s/progress/ns/tj/zero", base);
     CHECK_EQ_INT(404, get(h, "POST", url, "{}", NULL));
     snprintf(url, sizeof url, "%s/progress/ns", base);
     CHECK_EQ_INT(404, get(h, "POST", url, "{}", NULL));
+    snprintf(url, sizeof url, "%s/progress/NS/tj/1", base);
+    CHECK_EQ_INT(404, get(h, "POST", url, "{}", NULL));
     snprintf(url, sizeof url, "%s/nothing", base);
     CHECK_EQ_INT(404, get(h, "GET", url, NULL, NULL));
-    char *big = malloc(70 * 1024);
-    memset(big, ' ', 70 * 1024 - 1);
-    big[70 * 1024 - 1] = '\0';
+    char *big = malloc(20 * 1024);
+    memset(big, ' ', 20 * 1024 - 1);
+    big[20 * 1024 - 1] = '\0';
     snprintf(url, sizeof url, "%s/progress/ns/tj/2", base);
     CHECK_EQ_INT(413, get(h, "POST", url, big, NULL));
     free(big);
+    /* The console's page is there for anyone; its data is not. */
+    snprintf(url, sizeof url, "%s/", base);
+    CHECK_EQ_INT(200, get(h, "GET", url, NULL, &body));
+    CHECK(body && strstr(body, "<title>kubefit"));
+    free(body);
+    snprintf(url, sizeof url, "%s/api/jobs", base);
+    CHECK_EQ_INT(anonymous ? 200 : 401, get(h, "GET", url, NULL, &body));
+    CHECK(body && strstr(body, anonymous ? "\"jobs\":[]" : "Bearer"));
+    free(body);
+    snprintf(url, sizeof url, "%s/api/whoami", base);
+    CHECK_EQ_INT(anonymous ? 200 : 401, get(h, "GET", url, NULL, &body));
+    CHECK(body && (!anonymous || strstr(body, "\"anonymous\":true")));
+    free(body);
     snprintf(url, sizeof url, "%s/metrics", base);
     CHECK_EQ_INT(200, get(h, "GET", url, NULL, &body));
-    CHECK(body && strstr(body, "kubefit_progress_reports_total 1\n"));
+    CHECK(body && strstr(body, "kubefit_progress_reports_total{outcome=\"unauthenticated\"} 1\n"));
+    CHECK(body && strstr(body, "kubefit_progress_reports_total{outcome=\"invalid\"} 3\n"));
+    CHECK(body && strstr(body, "kubefit_progress_reports_total{outcome=\"accepted\"} 0\n"));
     CHECK(body && strstr(body, "kubefit_reconcile_total 0\n"));
     CHECK(body && strstr(body, "# TYPE kubefit_workqueue_depth gauge"));
-    CHECK(body && strstr(body, "kubefit_workqueue_depth 1\n")); /* the progress report queued its job */
+    CHECK(body && strstr(body, "# TYPE kubefit_reconcile_duration_seconds histogram"));
+    CHECK(body && strstr(body, "kubefit_reconcile_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
+    CHECK(body && strstr(body, "kubefit_jobs{phase=\"Running\"} 0\n"));
+    CHECK(body && strstr(body, "kubefit_http_requests_total{code=\"4xx\"}"));
     free(body);
     http_client_free(h);
     server_free(srv);
@@ -96,7 +120,8 @@ static void test_status_errors(void)
 
 int main(void)
 {
-    test_server();
+    test_server(0);
+    test_server(1);
     test_merge_diff();
     test_status_errors();
     return test_done();

@@ -16,8 +16,13 @@ Outcomes: succeed | fail | preempt | run (stay Running) | pending (never bind) |
 waiting (bound, the container never starts: state.waiting with "reason", default ErrImagePull,
 and "message", as a kubelet reports an image it cannot pull).
 Options: runSeconds (time Running before finishing, default 0.5), progress (list of progress
-objects POSTed to the Pod's --progress-url while running), reason (preempt: DisruptionTarget
+objects POSTed to the Pod's --progress-url while running, with the Pod's projected token, as the
+trainer does; progressGap: seconds between them, default 0), reason (preempt: DisruptionTarget
 reason, default PreemptionByScheduler).
+Projected ServiceAccount tokens (the kubelet's part): for each serviceAccountToken source of a
+Pod's projected volumes the agent asks the TokenRequest API for a token bound to the Pod (creating
+the ServiceAccount when missing, the ServiceAccount controller's part); exec mode writes it under
+WORKDIR and points env values under the volume's mountPath there.
 "exec" runs the container's command + args as a local process (the e2e mode): the command
 `kubefit-trainer` maps to --trainer (default $KUBEFIT_BINARY_DIR/trainer/kubefit-trainer),
 `--result-file /dev/termination-log` to a file of the agent's, the container env is added to the
@@ -134,6 +139,7 @@ class Agent:
         self.thread = None
         self.log = log or (lambda *a: print("node-agent:", *a, file=sys.stderr, flush=True))
         self.actions = []       # (pod name, action) for tests to inspect
+        self.tokens = {}        # pod uid -> {mountPath: {path-in-volume: token}}
 
     def plan(self):
         try:
@@ -153,6 +159,58 @@ class Agent:
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}})
         self.actions.append((m["name"], "bind"))
 
+    def ensure_service_account(self, ns, name):
+        try:
+            self.kube.get(f"/api/v1/namespaces/{ns}/serviceaccounts/{name}")
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            try:
+                self.kube.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
+                                  {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})
+            except ApiError as e2:
+                if e2.code != 409:
+                    raise
+
+    def request_token(self, pod, audience, seconds=3600):
+        """A token of the Pod's service account, bound to the Pod (as the kubelet asks for one)."""
+        m = pod["metadata"]
+        sa = pod["spec"].get("serviceAccountName") or "default"
+        self.ensure_service_account(m["namespace"], sa)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": seconds,
+                         "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": m["name"], "uid": m["uid"]}}}
+        if audience:
+            body["spec"]["audiences"] = [audience]
+        out = self.kube.request("POST", f"/api/v1/namespaces/{m['namespace']}/serviceaccounts/{sa}/token", body)
+        return out["status"]["token"]
+
+    def mount_tokens(self, pod):
+        """Projected serviceAccountToken volumes: {mountPath: {path: token}} for the Pod's container."""
+        out = {}
+        c = pod["spec"]["containers"][0]
+        for v in pod["spec"].get("volumes", []):
+            files = {}
+            for src in v.get("projected", {}).get("sources", []):
+                sat = src.get("serviceAccountToken")
+                if sat:
+                    files[sat["path"]] = self.request_token(pod, sat.get("audience"),
+                                                            int(sat.get("expirationSeconds", 3600)))
+            for vm in c.get("volumeMounts", []):
+                if files and vm["name"] == v["name"]:
+                    out[vm["mountPath"]] = files
+        self.tokens[pod["metadata"]["uid"]] = out
+        return out
+
+    def progress_token(self, pod):
+        """The token the trainer would send with its progress (KUBEFIT_PROGRESS_TOKEN_FILE), or None."""
+        env = {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0].get("env", [])}
+        path = env.get("KUBEFIT_PROGRESS_TOKEN_FILE")
+        for mount, files in self.tokens.get(pod["metadata"]["uid"], {}).items():
+            if path and path.startswith(mount.rstrip("/") + "/"):
+                return files.get(path[len(mount.rstrip("/")) + 1:])
+        return None
+
     def run_pod(self, pod):
         t = now_rfc3339()
         self.status_patch(pod, {
@@ -165,12 +223,17 @@ class Agent:
     def post_progress(self, pod, behaviour):
         args = pod["spec"]["containers"][0].get("args", [])
         url = next((args[i + 1] for i in range(len(args) - 1) if args[i] == "--progress-url"), None)
-        for p in behaviour.get("progress", []):
+        token = self.progress_token(pod)
+        for i, p in enumerate(behaviour.get("progress", [])):
             if not url:
                 return
+            if i:
+                time.sleep(float(behaviour.get("progressGap", 0)))
+            headers = {"Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = "Bearer " + token
             try:
-                req = urllib.request.Request(url, data=json.dumps(p).encode(), method="POST",
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(url, data=json.dumps(p).encode(), method="POST", headers=headers)
                 urllib.request.urlopen(req, timeout=5).read()
             except OSError as e:
                 self.log("progress post failed", url, e)
@@ -218,6 +281,16 @@ class Agent:
         cmd = [result if (i > 0 and cmd[i - 1] == "--result-file") else a for i, a in enumerate(cmd)]
         env = dict(os.environ)
         env.update({e["name"]: e.get("value", "") for e in c.get("env", [])})
+        # Projected tokens: written under WORKDIR, the env values that point into the volume follow.
+        for mount, files in self.tokens.get(m["uid"], {}).items():
+            local = os.path.join(self.workdir, m["name"] + "-" + mount.strip("/").replace("/", "_"))
+            os.makedirs(local, exist_ok=True)
+            for rel, tok in files.items():
+                with open(os.path.join(local, rel), "w") as f:
+                    f.write(tok)
+            for k, v in list(env.items()):
+                if v.startswith(mount.rstrip("/") + "/"):
+                    env[k] = local + v[len(mount.rstrip("/")):]
         log = open(os.path.join(self.workdir, m["name"] + ".log"), "wb")
         try:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
@@ -295,6 +368,10 @@ class Agent:
                     self.actions.append((name, "waiting"))
                 continue
             if phase == "Pending":
+                try:
+                    self.mount_tokens(pod)
+                except (ApiError, KeyError) as e:
+                    self.log("projected token failed", name, e)
                 self.run_pod(pod)
                 self.started[uid] = time.time()
                 threading.Thread(target=self.post_progress, args=(pod, b), daemon=True).start()
