@@ -9,11 +9,25 @@
 #include <string.h>
 #include <strings.h>
 
+/* One easy handle per thread and client, kept between requests: its connection cache keeps
+ * the connection to the server open, so a client makes as many connections as threads use it
+ * (libcurl does not support sharing one connection cache between threads). */
+typedef struct {
+    http_client *owner;
+    CURL *h;
+    int busy; /* a request of this thread is running on h (a nested request gets its own) */
+} thread_handle;
+
 struct http_client {
     http_options opt;
     char *ca_file, *ca_pem, *cert_file, *cert_pem, *key_file, *key_pem;
-    CURLSH *share;
+    CURLSH *share; /* DNS and TLS sessions, which libcurl shares safely */
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+    pthread_key_t key; /* -> thread_handle */
+    int key_ok;
+    pthread_mutex_t handles_mu;
+    thread_handle **handles; /* every live one, for http_client_free */
+    size_t nhandles;
 };
 
 typedef struct {
@@ -59,6 +73,69 @@ static void share_unlock(CURL *h, curl_lock_data data, void *u)
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+static void forget_handle(http_client *c, thread_handle *t)
+{
+    pthread_mutex_lock(&c->handles_mu);
+    for (size_t i = 0; i < c->nhandles; i++)
+        if (c->handles[i] == t) {
+            c->handles[i] = c->handles[--c->nhandles];
+            break;
+        }
+    pthread_mutex_unlock(&c->handles_mu);
+}
+
+/* A thread that used the client ends: its handle (and connection) goes with it. */
+static void on_thread_exit(void *u)
+{
+    thread_handle *t = u;
+    forget_handle(t->owner, t);
+    curl_easy_cleanup(t->h);
+    free(t);
+}
+
+/* This thread's handle, reset to defaults but keeping its connections; NULL when out of memory.
+ * *slot is NULL for a one-off handle (a nested request), which release_handle cleans up. */
+static CURL *acquire_handle(http_client *c, thread_handle **slot)
+{
+    thread_handle *t = pthread_getspecific(c->key);
+    *slot = NULL;
+    if (t && t->busy)
+        return curl_easy_init(); /* a request from inside a request: a one-off handle */
+    if (!t) {
+        thread_handle **grown = NULL;
+        if (!(t = calloc(1, sizeof *t)) || !(t->h = curl_easy_init())) {
+            free(t);
+            return NULL;
+        }
+        t->owner = c;
+        pthread_mutex_lock(&c->handles_mu);
+        grown = realloc(c->handles, (c->nhandles + 1) * sizeof *grown);
+        if (grown)
+            (c->handles = grown)[c->nhandles++] = t;
+        pthread_mutex_unlock(&c->handles_mu);
+        if (!grown || pthread_setspecific(c->key, t) != 0) {
+            if (grown)
+                forget_handle(c, t);
+            curl_easy_cleanup(t->h);
+            free(t);
+            return NULL;
+        }
+    } else {
+        curl_easy_reset(t->h);
+    }
+    t->busy = 1;
+    *slot = t;
+    return t->h;
+}
+
+static void release_handle(CURL *h, thread_handle *slot)
+{
+    if (slot)
+        slot->busy = 0;
+    else if (h)
+        curl_easy_cleanup(h);
+}
+
 http_client *http_client_new(const http_options *opt)
 {
     http_global_init();
@@ -81,6 +158,14 @@ http_client *http_client_new(const http_options *opt)
         c->opt.timeout_ms = 60000;
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->locks[i], NULL);
+    pthread_mutex_init(&c->handles_mu, NULL);
+    if (pthread_key_create(&c->key, on_thread_exit) != 0) {
+        c->key_ok = 0;
+        http_client_free(c);
+        err_set(KF_ENOMEM, "http: no thread key left");
+        return NULL;
+    }
+    c->key_ok = 1;
     c->share = curl_share_init();
     if (!c->share) {
         http_client_free(c);
@@ -90,7 +175,6 @@ http_client *http_client_new(const http_options *opt)
     curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
     curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
     curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     return c;
@@ -100,6 +184,15 @@ void http_client_free(http_client *c)
 {
     if (!c)
         return;
+    /* No thread may use c any more: the handles of threads still alive go now. */
+    if (c->key_ok)
+        pthread_key_delete(c->key);
+    for (size_t i = 0; i < c->nhandles; i++) {
+        curl_easy_cleanup(c->handles[i]->h);
+        free(c->handles[i]);
+    }
+    free(c->handles);
+    pthread_mutex_destroy(&c->handles_mu);
     if (c->share)
         curl_share_cleanup(c->share);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -182,7 +275,8 @@ int http_do(http_client *c, const http_request *req, http_response *resp)
     int rc = KF_OK;
     struct curl_slist *hdrs = NULL;
     transfer_ctx x = {.t = {.req = req}};
-    CURL *h = curl_easy_init();
+    thread_handle *slot = NULL;
+    CURL *h = acquire_handle(c, &slot);
     if (!h) {
         rc = err_set(KF_ENOMEM, "http: curl_easy_init failed");
         goto done;
@@ -200,6 +294,7 @@ int http_do(http_client *c, const http_request *req, http_response *resp)
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->low_speed_secs);
     }
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 2L);
     if (req->cancel) {
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -285,8 +380,7 @@ done:
     free(x.t.body.data);
     free(x.t.headers.data);
     curl_slist_free_all(hdrs);
-    if (h)
-        curl_easy_cleanup(h);
+    release_handle(h, slot);
     return rc;
 }
 

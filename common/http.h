@@ -1,6 +1,7 @@
 /* http: a small libcurl client shared by the storage layer and the Kubernetes client.
- * One http_client per server identity (TLS settings); connections, DNS and TLS sessions are
- * shared between the threads that use it. Retries are the caller's policy, not this module's. */
+ * One http_client per server identity (TLS settings). Each thread that uses it keeps one curl
+ * handle and its open connection (so connections = threads, reused request after request);
+ * DNS and TLS sessions are shared between the threads. Retries are the caller's policy. */
 #ifndef KUBEFIT_HTTP_H
 #define KUBEFIT_HTTP_H
 
@@ -47,7 +48,8 @@ typedef struct {
     char *headers;    /* raw response header block of the last response */
 } http_response;
 
-/* Returns a client, or NULL with err_msg() set. Caller frees with http_client_free. */
+/* Returns a client, or NULL with err_msg() set. Caller frees with http_client_free, after every
+ * thread has stopped using it (the handles of threads still alive are freed then). */
 http_client *http_client_new(const http_options *opt);
 void http_client_free(http_client *c);
 

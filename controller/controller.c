@@ -355,7 +355,8 @@ controller *controller_new(const controller_options *opt)
                                                    .watch_timeout_s = opt->watch_timeout_s, .on_event = on_job, .ctx = c});
         c->pods = informer_new(&(informer_options){.kube = opt->kube, .name = "pods", .collection = pods_path,
                                                    .label_selector = RECONCILE_LABEL_MANAGED "=kubefit",
-                                                   .watch_timeout_s = opt->watch_timeout_s, .on_event = on_pod, .ctx = c});
+                                                   .watch_timeout_s = opt->watch_timeout_s, .on_event = on_pod, .ctx = c,
+                                                   .trim = reconcile_trim_pod, .index_label = RECONCILE_LABEL_JOB});
     }
     free(jobs_path);
     free(pods_path);

@@ -12,9 +12,11 @@
 
 struct informer {
     informer_options opt;
-    char *collection, *name, *query;
-    pthread_mutex_t mu;
+    char *collection, *name, *query, *index_label;
+    pthread_rwlock_t lock; /* cache, index: written by the watch thread only */
+    pthread_mutex_t mu;    /* rv, synced, stats */
     json_t *cache;   /* key -> object */
+    json_t *index;   /* "namespace/label value" -> {key -> object} */
     char *rv;        /* last seen resourceVersion */
     int synced;
     volatile int stop;
@@ -42,19 +44,23 @@ informer *informer_new(const informer_options *opt)
     inf->opt = *opt;
     inf->collection = strdup(opt->collection);
     inf->name = strdup(opt->name ? opt->name : opt->collection);
+    inf->index_label = opt->index_label ? strdup(opt->index_label) : NULL;
     inf->cache = json_object();
+    inf->index = json_object();
     if (opt->label_selector) {
         char *esc = http_escape(opt->label_selector);
         if (esc && asprintf(&inf->query, "labelSelector=%s", esc) < 0)
             inf->query = NULL;
         free(esc);
     }
-    if (!inf->collection || !inf->name || !inf->cache || (opt->label_selector && !inf->query)) {
+    if (!inf->collection || !inf->name || !inf->cache || !inf->index || (opt->label_selector && !inf->query) ||
+        (opt->index_label && !inf->index_label)) {
         informer_free(inf);
         return NULL;
     }
     inf->opt.collection = inf->collection;
     inf->opt.name = inf->name;
+    inf->opt.index_label = inf->index_label;
     if (inf->opt.page_size <= 0)
         inf->opt.page_size = 500;
     if (inf->opt.backoff_min_s <= 0)
@@ -62,7 +68,58 @@ informer *informer_new(const informer_options *opt)
     if (inf->opt.backoff_max_s <= 0)
         inf->opt.backoff_max_s = 30;
     pthread_mutex_init(&inf->mu, NULL);
+    pthread_rwlock_init(&inf->lock, NULL);
     return inf;
+}
+
+/* What of obj goes into the cache: a new reference, or NULL for out of memory. */
+static json_t *trimmed(informer *inf, json_t *obj)
+{
+    json_t *meta = json_object_get(obj, "metadata");
+    if (json_object_get(meta, "managedFields"))
+        json_object_del(meta, "managedFields"); /* obj was just parsed for us: nobody shares it yet */
+    return inf->opt.trim ? inf->opt.trim(obj) : json_incref(obj);
+}
+
+/* The index bucket name of obj ("namespace/value"), or NULL when not indexed. Caller frees. */
+static char *index_key(informer *inf, const json_t *obj)
+{
+    if (!inf->index_label)
+        return NULL;
+    const json_t *meta = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *v = json_string_value(json_object_get(json_object_get(meta, "labels"), inf->index_label));
+    char *k = NULL;
+    if (!v || asprintf(&k, "%s/%s", ns ? ns : "", v) < 0)
+        return NULL;
+    return k;
+}
+
+/* Cache edits (write lock held): key -> obj (NULL: removed), keeping the index in step. */
+static void cache_put(informer *inf, json_t *cache, json_t *index, const char *key, json_t *obj)
+{
+    json_t *old = json_object_get(cache, key);
+    char *ik = old ? index_key(inf, old) : NULL;
+    if (ik) {
+        json_t *bucket = json_object_get(index, ik);
+        json_object_del(bucket, key);
+        if (bucket && !json_object_size(bucket))
+            json_object_del(index, ik);
+        free(ik);
+    }
+    if (!obj) {
+        json_object_del(cache, key);
+        return;
+    }
+    json_object_set(cache, key, obj);
+    if ((ik = index_key(inf, obj))) {
+        json_t *bucket = json_object_get(index, ik);
+        if (!bucket)
+            json_object_set_new(index, ik, bucket = json_object());
+        if (bucket)
+            json_object_set(bucket, key, obj);
+        free(ik);
+    }
 }
 
 static void emit(informer *inf, const char *type, const json_t *obj)
@@ -80,23 +137,33 @@ static const char *rv_of(const json_t *obj)
  * what disappeared while we were not watching. */
 static int relist(informer *inf)
 {
-    json_t *items = NULL, *fresh = json_object(), *gone = NULL;
+    json_t *items = NULL, *fresh = json_object(), *fresh_index = json_object(), *gone = NULL;
     char *rv = NULL;
     int rc = kube_list(inf->opt.kube, inf->collection, inf->query, inf->opt.page_size, &items, &rv);
-    if (rc || !fresh)
+    if (rc || !fresh || !fresh_index)
         goto done;
     size_t i;
     json_t *obj;
     json_array_foreach(items, i, obj) {
         char *k = informer_key(obj);
-        if (k)
-            json_object_set(fresh, k, obj);
+        json_t *t = k ? trimmed(inf, obj) : NULL;
+        if (t)
+            cache_put(inf, fresh, fresh_index, k, t);
+        json_decref(t);
         free(k);
     }
-    pthread_mutex_lock(&inf->mu);
+    size_t n = json_array_size(items);
+    json_decref(items); /* the full objects go now; the cache keeps what it needs */
+    items = NULL;
+    pthread_rwlock_wrlock(&inf->lock);
     json_t *old = inf->cache;
     inf->cache = fresh;
     json_incref(fresh);
+    json_decref(inf->index);
+    inf->index = fresh_index;
+    fresh_index = NULL;
+    pthread_rwlock_unlock(&inf->lock);
+    pthread_mutex_lock(&inf->mu);
     free(inf->rv);
     inf->rv = rv;
     rv = NULL;
@@ -118,15 +185,18 @@ static int relist(informer *inf)
         if (!json_object_get(fresh, k))
             emit(inf, "DELETED", obj);
     }
-    log_info("informer", "listed", "{s:s,s:i,s:s}", "resource", inf->name, "items", (int)json_array_size(items),
-             "rv", inf->rv ? inf->rv : "");
+    log_info("informer", "listed", "{s:s,s:i}", "resource", inf->name, "items", (int)n);
 done:
     json_decref(gone);
     json_decref(fresh);
+    json_decref(fresh_index);
     json_decref(items);
     free(rv);
     return rc;
 }
+
+static int on_watch_event(void *ctx, const char *type, json_t *obj);
+int informer_apply(informer *inf, const char *type, json_t *obj) { return on_watch_event(inf, type, obj); }
 
 static int on_watch_event(void *ctx, const char *type, json_t *obj)
 {
@@ -141,20 +211,20 @@ static int on_watch_event(void *ctx, const char *type, json_t *obj)
             inf->rv = r;
         }
     }
-    if (strcmp(type, "BOOKMARK") == 0) {
-        pthread_mutex_unlock(&inf->mu);
-        return inf->stop;
-    }
-    char *k = informer_key(obj);
-    if (k) {
-        if (strcmp(type, "DELETED") == 0)
-            json_object_del(inf->cache, k);
-        else
-            json_object_set(inf->cache, k, obj);
-    }
     pthread_mutex_unlock(&inf->mu);
+    if (strcmp(type, "BOOKMARK") == 0)
+        return inf->stop;
+    char *k = informer_key(obj);
+    json_t *t = trimmed(inf, obj);
+    if (k && t) {
+        pthread_rwlock_wrlock(&inf->lock);
+        cache_put(inf, inf->cache, inf->index, k, strcmp(type, "DELETED") == 0 ? NULL : t);
+        pthread_rwlock_unlock(&inf->lock);
+    }
     free(k);
-    emit(inf, type, obj);
+    if (t)
+        emit(inf, type, t);
+    json_decref(t);
     return inf->stop;
 }
 
@@ -254,8 +324,10 @@ void informer_free(informer *inf)
         return;
     informer_stop(inf);
     json_decref(inf->cache);
-    free(inf->collection), free(inf->name), free(inf->query), free(inf->rv);
+    json_decref(inf->index);
+    free(inf->collection), free(inf->name), free(inf->query), free(inf->rv), free(inf->index_label);
     pthread_mutex_destroy(&inf->mu);
+    pthread_rwlock_destroy(&inf->lock);
     free(inf);
 }
 
@@ -272,9 +344,9 @@ json_t *informer_get(informer *inf, const char *ns, const char *name)
     char *k = NULL;
     if (asprintf(&k, "%s/%s", ns ? ns : "", name) < 0)
         return NULL;
-    pthread_mutex_lock(&inf->mu);
+    pthread_rwlock_rdlock(&inf->lock);
     json_t *o = json_incref(json_object_get(inf->cache, k));
-    pthread_mutex_unlock(&inf->mu);
+    pthread_rwlock_unlock(&inf->lock);
     free(k);
     return o;
 }
@@ -284,9 +356,19 @@ json_t *informer_list(informer *inf, const char *ns, const char *label_key, cons
     json_t *out = json_array();
     if (!out)
         return NULL;
-    pthread_mutex_lock(&inf->mu);
     const char *k;
     json_t *obj;
+    pthread_rwlock_rdlock(&inf->lock);
+    if (ns && label_key && label_value && inf->index_label && !strcmp(label_key, inf->index_label)) {
+        char *ik = NULL;
+        if (asprintf(&ik, "%s/%s", ns, label_value) >= 0) {
+            json_object_foreach(json_object_get(inf->index, ik), k, obj)
+                json_array_append(out, obj);
+            free(ik);
+        }
+        pthread_rwlock_unlock(&inf->lock);
+        return out;
+    }
     json_object_foreach(inf->cache, k, obj) {
         json_t *meta = json_object_get(obj, "metadata");
         const char *ons = json_string_value(json_object_get(meta, "namespace"));
@@ -299,7 +381,7 @@ json_t *informer_list(informer *inf, const char *ns, const char *label_key, cons
         }
         json_array_append(out, obj);
     }
-    pthread_mutex_unlock(&inf->mu);
+    pthread_rwlock_unlock(&inf->lock);
     return out;
 }
 

@@ -2,7 +2,10 @@
  * A thread lists (paginated), then watches from the list's resourceVersion with bookmarks;
  * on 410 Gone (HTTP status or ERROR event) it relists and reports the difference, on other
  * errors it reconnects with exponential backoff. Handlers only see events; cached objects are
- * shared read-only (never modify them). */
+ * shared read-only (never modify them). Objects are trimmed before they are cached (no
+ * managedFields; a trim callback may keep less), and an optional label index answers
+ * "the objects of namespace N whose label L is V" without scanning the cache. Readers take a
+ * shared lock; only the watch thread writes. */
 #ifndef KUBEFIT_INFORMER_H
 #define KUBEFIT_INFORMER_H
 
@@ -12,6 +15,9 @@ typedef struct informer informer;
 
 /* type: ADDED, MODIFIED, DELETED. obj is borrowed for the call. */
 typedef void (*informer_handler)(void *ctx, const char *type, const json_t *obj);
+/* Returns what to cache of obj: a new reference (obj itself, or a smaller copy), or NULL for out
+ * of memory. metadata.managedFields is dropped before it is called. */
+typedef json_t *(*informer_trim)(json_t *obj);
 
 typedef struct {
     kube_client *kube;
@@ -23,6 +29,8 @@ typedef struct {
     double backoff_min_s, backoff_max_s; /* reconnect backoff; 0: 0.2 and 30 */
     informer_handler on_event;
     void *ctx;
+    informer_trim trim;         /* or NULL: cache what the server sent, less managedFields */
+    const char *index_label;    /* or NULL: index objects by namespace + this label's value */
 } informer_options;
 
 typedef struct {
@@ -39,9 +47,12 @@ int informer_synced(informer *inf);
 /* A new reference to the cached object, or NULL. Caller decrefs; must not modify it. */
 json_t *informer_get(informer *inf, const char *ns, const char *name);
 /* A new array of references to every cached object whose label key equals value (both NULL:
- * all). Caller decrefs. */
+ * all); through the index when key is the index label. Caller decrefs. */
 json_t *informer_list(informer *inf, const char *ns, const char *label_key, const char *label_value);
 informer_stats informer_get_stats(informer *inf);
+/* Applies one watch event (ADDED, MODIFIED, DELETED) as the watch thread does; obj may be
+ * modified (trimmed). For tests that drive the cache without a server. */
+int informer_apply(informer *inf, const char *type, json_t *obj);
 
 /* "namespace/name" of an object; caller frees. */
 char *informer_key(const json_t *obj);

@@ -3,6 +3,7 @@
 #include "err.h"
 #include "http.h"
 #include "kubeauth.h"
+#include "ratelimit.h"
 #include "watch.h"
 
 #define KUBE_MAX_COUNTS 64 /* distinct (verb, code) pairs counted */
@@ -20,6 +21,7 @@ struct kube_client {
     pthread_mutex_t stats_mu; /* guards counts */
     struct { char verb[8]; int code; long n; } counts[KUBE_MAX_COUNTS];
     int ncounts;
+    rl_bucket *limit; /* NULL: no client-side limit */
 };
 
 kube_client *kube_client_new(const kube_config *cfg)
@@ -62,12 +64,25 @@ void kube_client_free(kube_client *c)
     http_client_free(c->http);
     kube_auth_free(c->auth);
     pthread_mutex_destroy(&c->stats_mu);
+    rl_free(c->limit);
     free(c->server);
     free(c->namespace);
     free(c);
 }
 
 const char *kube_client_namespace(const kube_client *c) { return c->namespace; }
+
+int kube_client_set_limit(kube_client *c, double qps, int burst)
+{
+    rl_bucket *b = NULL;
+    if (qps > 0 && !(b = rl_new(qps, burst)))
+        return err_set(KF_ENOMEM, "kube: out of memory");
+    rl_free(c->limit);
+    c->limit = b;
+    return KF_OK;
+}
+
+double kube_client_throttled_seconds(kube_client *c) { return rl_waited(c->limit); }
 
 /* Counts one request by verb and HTTP status (0: no response). */
 static void count_request(kube_client *c, const char *verb, long code)
@@ -158,6 +173,7 @@ int kube_request(kube_client *c, const char *method, const char *path, const cha
         free_headers(hdrs);
         if ((rc = make_headers(c, content_type, hdrs)))
             goto done;
+        rl_take(c->limit);
         http_response_dispose(&resp);
         http_request req = {.method = method, .url = url, .headers = (const char *const *)hdrs,
                             .body = text, .body_len = text ? strlen(text) : 0};
@@ -370,66 +386,6 @@ done:
     return rc;
 }
 
-typedef struct {
-    int (*on_data)(void *ctx, const char *data, size_t len);
-    void *ctx;
-    int stopped;
-} stream_ctx;
-
-static int on_stream_data(void *u, const char *data, size_t len)
-{
-    stream_ctx *s = u;
-    if (s->on_data(s->ctx, data, len) != 0)
-        s->stopped = 1;
-    return s->stopped;
-}
-
-int kube_stream(kube_client *c, const char *path, int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,
-                const volatile int *cancel)
-{
-    int rc = KF_OK;
-    char *url = url_of(c, path), *hdrs[4] = {0};
-    http_response resp = {0};
-    stream_ctx s = {.on_data = on_data, .ctx = ctx};
-    if (!url)
-        return err_set(KF_ENOMEM, "kube: out of memory");
-    for (int attempt = 0; attempt < 2; attempt++) {
-        free_headers(hdrs);
-        if ((rc = make_headers(c, NULL, hdrs)))
-            goto done;
-        free(hdrs[1]); /* logs are text: the API server refuses Accept: application/json there */
-        if (!(hdrs[1] = strdup("Accept: */*"))) {
-            rc = err_set(KF_ENOMEM, "kube: out of memory");
-            goto done;
-        }
-        http_response_dispose(&resp);
-        http_request req = {.url = url, .headers = (const char *const *)hdrs, .timeout_ms = -1, .on_data = on_stream_data,
-                            .ctx = &s, .cancel = cancel};
-        rc = http_do(c->http, &req, &resp);
-        if (rc == KF_OK && resp.status == 401 && !s.stopped) {
-            kube_auth_invalidate(c->auth);
-            continue;
-        }
-        break;
-    }
-    if (s.stopped) {
-        rc = KF_OK;
-        goto done;
-    }
-    if (rc) {
-        if (cancel && *cancel)
-            rc = err_set(KF_ERETRY, "GET %s: cancelled", path);
-        goto done;
-    }
-    if (resp.status < 200 || resp.status >= 300)
-        rc = kube_status_error(resp.status, resp.body, "GET", path);
-done:
-    http_response_dispose(&resp);
-    free_headers(hdrs);
-    free(url);
-    return rc;
-}
-
 int kube_get_text(kube_client *c, const char *path, size_t max_bytes, char **out)
 {
     *out = NULL;
@@ -492,4 +448,64 @@ char *kube_client_metrics(kube_client *c)
     pthread_mutex_unlock(&c->stats_mu);
     fclose(f);
     return out;
+}
+
+typedef struct {
+    int (*on_data)(void *ctx, const char *data, size_t len);
+    void *ctx;
+    int stopped;
+} stream_ctx;
+
+static int on_stream_data(void *u, const char *data, size_t len)
+{
+    stream_ctx *s = u;
+    if (s->on_data(s->ctx, data, len) != 0)
+        s->stopped = 1;
+    return s->stopped;
+}
+
+int kube_stream(kube_client *c, const char *path, int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,
+                const volatile int *cancel)
+{
+    int rc = KF_OK;
+    char *url = url_of(c, path), *hdrs[4] = {0};
+    http_response resp = {0};
+    stream_ctx s = {.on_data = on_data, .ctx = ctx};
+    if (!url)
+        return err_set(KF_ENOMEM, "kube: out of memory");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        free_headers(hdrs);
+        if ((rc = make_headers(c, NULL, hdrs)))
+            goto done;
+        free(hdrs[1]); /* logs are text: the API server refuses Accept: application/json there */
+        if (!(hdrs[1] = strdup("Accept: */*"))) {
+            rc = err_set(KF_ENOMEM, "kube: out of memory");
+            goto done;
+        }
+        http_response_dispose(&resp);
+        http_request req = {.url = url, .headers = (const char *const *)hdrs, .timeout_ms = -1, .on_data = on_stream_data,
+                            .ctx = &s, .cancel = cancel};
+        rc = http_do(c->http, &req, &resp);
+        if (rc == KF_OK && resp.status == 401 && !s.stopped) {
+            kube_auth_invalidate(c->auth);
+            continue;
+        }
+        break;
+    }
+    if (s.stopped) {
+        rc = KF_OK;
+        goto done;
+    }
+    if (rc) {
+        if (cancel && *cancel)
+            rc = err_set(KF_ERETRY, "GET %s: cancelled", path);
+        goto done;
+    }
+    if (resp.status < 200 || resp.status >= 300)
+        rc = kube_status_error(resp.status, resp.body, "GET", path);
+done:
+    http_response_dispose(&resp);
+    free_headers(hdrs);
+    free(url);
+    return rc;
 }

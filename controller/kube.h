@@ -17,6 +17,11 @@ typedef struct kube_client kube_client;
 kube_client *kube_client_new(const kube_config *cfg);
 void kube_client_free(kube_client *c);
 const char *kube_client_namespace(const kube_client *c);
+/* Client-side limit on requests (not on watch streams): qps a second on average, bursts of
+ * burst; qps <= 0 removes it. Call before the client is shared between threads. */
+int kube_client_set_limit(kube_client *c, double qps, int burst);
+/* Seconds requests have waited for the limit, in all. */
+double kube_client_throttled_seconds(kube_client *c);
 
 /* One request. body may be NULL; content_type NULL means application/json. *out (may be NULL
  * to ignore) receives the decoded response object on 2xx; caller decrefs. */

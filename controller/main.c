@@ -42,13 +42,15 @@ static const char USAGE[] =
     "                             for kubectl port-forward use only)\n"
     "  --progress-rate R          progress reports a second per job (default 1)\n"
     "  --progress-burst N         reports a job may send at once above that rate (default 5)\n"
-    "  --http-workers N           threads that answer API-backed requests (default 4)\n";
+    "  --http-workers N           threads that answer API-backed requests (default 4)\n"
+    "  --kube-api-qps Q           requests a second to the API server, on average (default 50; 0: no limit)\n"
+    "  --kube-api-burst N         requests allowed at once above that rate (default 100)\n";
 
 enum {
     OPT_CONSOLE = 200, OPT_CONSOLE_ANON, OPT_PROGRESS_RATE, OPT_PROGRESS_BURST, OPT_HTTP_WORKERS,
     OPT_KUBECONFIG = 256, OPT_CONTEXT, OPT_NAMESPACE, OPT_WORKERS, OPT_LISTEN, OPT_PORT_FILE, OPT_LEADER_ELECT,
     OPT_LEASE_NS, OPT_LEASE_NAME, OPT_IDENTITY, OPT_LEASE_DURATION, OPT_RENEW_DEADLINE, OPT_RETRY_PERIOD,
-    OPT_IMAGE, OPT_PROGRESS_URL, OPT_BACKOFF, OPT_BACKOFF_MAX, OPT_POD_START, OPT_RESYNC, OPT_WATCH_TIMEOUT, OPT_HELP,
+    OPT_IMAGE, OPT_PROGRESS_URL, OPT_BACKOFF, OPT_BACKOFF_MAX, OPT_POD_START, OPT_API_QPS, OPT_API_BURST, OPT_RESYNC, OPT_WATCH_TIMEOUT, OPT_HELP,
 };
 
 static int parse_double(const char *flag, const char *v, double *out)
@@ -85,7 +87,7 @@ int main(int argc, char **argv)
     const char *port_file = NULL, *lease_ns = getenv("POD_NAMESPACE"), *lease_name = "kubefit-controller";
     const char *identity = NULL, *image = NULL, *progress_url = NULL;
     double workers = 2, lease_s = 15, renew_s = 10, retry_s = 2, backoff = 10, backoff_max = 600, resync = 60;
-    double pod_start = 300;
+    double pod_start = 300, api_qps = 50, api_burst = 100;
     double watch_timeout = 300;
     int leader_elect = 1, console = 1, console_anon = 0;
     double progress_rate = 1, progress_burst = 5, http_workers = 4;
@@ -100,7 +102,8 @@ int main(int argc, char **argv)
         {"retry-period", required_argument, 0, OPT_RETRY_PERIOD}, {"default-image", required_argument, 0, OPT_IMAGE},
         {"progress-url", required_argument, 0, OPT_PROGRESS_URL}, {"retry-backoff", required_argument, 0, OPT_BACKOFF},
         {"retry-backoff-max", required_argument, 0, OPT_BACKOFF_MAX},
-        {"pod-start-timeout", required_argument, 0, OPT_POD_START}, {"resync", required_argument, 0, OPT_RESYNC},
+        {"pod-start-timeout", required_argument, 0, OPT_POD_START},
+        {"kube-api-qps", required_argument, 0, OPT_API_QPS}, {"kube-api-burst", required_argument, 0, OPT_API_BURST}, {"resync", required_argument, 0, OPT_RESYNC},
         {"watch-timeout", required_argument, 0, OPT_WATCH_TIMEOUT},
         {"console", optional_argument, 0, OPT_CONSOLE}, {"console-anonymous", optional_argument, 0, OPT_CONSOLE_ANON},
         {"progress-rate", required_argument, 0, OPT_PROGRESS_RATE},
@@ -138,6 +141,8 @@ int main(int argc, char **argv)
         case OPT_BACKOFF: bad |= parse_double("--retry-backoff", optarg, &backoff); break;
         case OPT_BACKOFF_MAX: bad |= parse_double("--retry-backoff-max", optarg, &backoff_max); break;
         case OPT_POD_START: bad |= parse_double("--pod-start-timeout", optarg, &pod_start); break;
+        case OPT_API_QPS: bad |= parse_double("--kube-api-qps", optarg, &api_qps); break;
+        case OPT_API_BURST: bad |= parse_double("--kube-api-burst", optarg, &api_burst); break;
         case OPT_RESYNC: bad |= parse_double("--resync", optarg, &resync); break;
         case OPT_WATCH_TIMEOUT: bad |= parse_double("--watch-timeout", optarg, &watch_timeout); break;
         case OPT_CONSOLE: bad |= parse_bool("--console", optarg, &console); break;
@@ -173,7 +178,7 @@ int main(int argc, char **argv)
         log_error("main", "no usable Kubernetes configuration", "{s:s}", "error", err_msg());
         goto done;
     }
-    if (!(kube = kube_client_new(&cfg))) {
+    if (!(kube = kube_client_new(&cfg)) || kube_client_set_limit(kube, api_qps, (int)api_burst) != KF_OK) {
         log_error("main", "cannot create the Kubernetes client", "{s:s}", "error", err_msg());
         goto done;
     }

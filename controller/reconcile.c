@@ -168,6 +168,34 @@ static void trim_runs(ctx *c)
 
 /* ---- Pods ---- */
 
+json_t *reconcile_trim_pod(json_t *pod)
+{
+    static const char *const META[] = {"name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
+                                       "creationTimestamp", "deletionTimestamp", NULL};
+    static const char *const STATUS[] = {"phase", "reason", "message", "conditions", NULL};
+    const json_t *meta = json_object_get(pod, "metadata"), *status = json_object_get(pod, "status");
+    json_t *out = json_object(), *m = json_object(), *st = json_object(), *cs = json_array();
+    if (!out || !m || !st || !cs) {
+        json_decref(out), json_decref(m), json_decref(st), json_decref(cs);
+        return NULL;
+    }
+    for (const char *const *k = META; *k; k++)
+        if (json_object_get(meta, *k))
+            json_object_set(m, *k, json_object_get(meta, *k));
+    for (const char *const *k = STATUS; *k; k++)
+        if (json_object_get(status, *k))
+            json_object_set(st, *k, json_object_get(status, *k));
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(status, "containerStatuses"), i, c)
+        json_array_append_new(cs, json_pack("{s:O?,s:O?}", "name", json_object_get(c, "name"), "state",
+                                            json_object_get(c, "state")));
+    json_object_set_new(st, "containerStatuses", cs);
+    json_object_set_new(out, "metadata", m);
+    json_object_set_new(out, "status", st);
+    return out;
+}
+
 static int pod_is_ours(ctx *c, const json_t *pod)
 {
     size_t i;
@@ -525,7 +553,13 @@ static void handle_pending(ctx *c, const json_t *pod, int attempt)
         report_waiting(c, str(unsched, "reason") ? str(unsched, "reason") : "Unschedulable",
                        why ? why : "the scheduler has not placed the trainer Pod");
     } else if (!cur || strcmp(cur, "Running") != 0) {
-        set_phase(c, "Pending", "PodPending", NULL);
+        /* Waiting normally. A status that already says so (PodCreated, written with the Pod) is
+         * left alone: one status write per new Pod, not two. */
+        const char *why = str(c->st, "reason");
+        if (!cur || strcmp(cur, "Pending") != 0 || !why || (strcmp(why, "PodCreated") && strcmp(why, "PodPending"))) {
+            set_phase(c, "Pending", "PodPending", NULL);
+            set_condition(c, "Running", 0, "Pending", "waiting for the trainer Pod");
+        }
     }
 }
 

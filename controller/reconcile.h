@@ -46,6 +46,10 @@ typedef struct {
     double requeue_after; /* seconds; 0: no timed requeue needed */
 } reconcile_result;
 
+/* What reconcile reads of a Pod (metadata, phase, conditions, container states), as a new
+ * object: what the controller's Pod cache keeps. NULL when out of memory. */
+json_t *reconcile_trim_pod(json_t *pod);
+
 /* Whether a job (or Pod) phase is final: Succeeded or Failed. */
 int reconcile_phase_finished(const char *phase);
 

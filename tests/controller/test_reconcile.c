@@ -86,6 +86,17 @@ static const char *cond(const json_t *st, const char *type)
     return NULL;
 }
 
+static const char *cond_reason(const json_t *st, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(st, "conditions"), i, c) {
+        if (!strcmp(json_string_value(json_object_get(c, "type")), type))
+            return json_string_value(json_object_get(c, "reason"));
+    }
+    return NULL;
+}
+
 static int has_arg_pair(const json_t *pod, const char *flag, const char *value)
 {
     const json_t *args = json_object_get(json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0), "args");
@@ -600,6 +611,36 @@ static void test_schedule(void)
     json_decref(created), json_decref(job);
 }
 
+/* A new Pod costs one status write: the Pod showing up Pending changes nothing; a Pod that
+ * recovers from a waiting reason goes back to PodPending. */
+static void test_one_status_write(void)
+{
+    json_t *created, *job = started(NULL, &created);
+    reconcile_result r;
+    CHECK_EQ_STR("PodCreated", sget(json_object_get(job, "status"), "reason"));
+    json_t *pods = json_pack("[o]", pod_of(created, "Pending"));
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 1));
+    CHECK(r.status == NULL && r.create_pod == NULL && json_array_size(r.events) == 0);
+    reconcile_result_dispose(&r);
+    json_decref(pods);
+    json_t *pod = pod_of(created, "Pending");
+    json_object_set_new(json_object_get(pod, "status"), "containerStatuses",
+                        json_pack("[{s:s,s:{s:{s:s}}}]", "name", "trainer", "state", "waiting", "reason", "ErrImagePull"));
+    pods = json_pack("[O]", pod);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 2));
+    CHECK_EQ_STR("ErrImagePull", sget(r.status, "reason"));
+    adopt(job, &r);
+    reconcile_result_dispose(&r);
+    json_decref(pods);
+    json_object_set_new(json_object_get(pod, "status"), "containerStatuses", json_array());
+    pods = json_pack("[O]", pod);
+    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 3));
+    CHECK_EQ_STR("PodPending", sget(r.status, "reason"));
+    CHECK_EQ_STR("Pending", cond_reason(r.status, "Running"));
+    reconcile_result_dispose(&r);
+    json_decref(pods), json_decref(pod), json_decref(created), json_decref(job);
+}
+
 /* Specs the trainer could not honour fail at once with InvalidSpec naming the field; no Pod. */
 static void test_invalid_specs(void)
 {
@@ -782,5 +823,6 @@ int main(void)
     test_every_field_wired();
     test_invalid_specs();
     test_stuck_pods();
+    test_one_status_write();
     return test_done();
 }
