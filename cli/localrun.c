@@ -474,6 +474,8 @@ static int run_pod(local *L, const json_t *pod, json_t **status)
     if ((!msg || !*msg) && code != 0) {
         free(msg);
         msg = file_tail(log, 2048);
+        for (size_t n = msg ? strlen(msg) : 0; n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '); n--)
+            msg[n - 1] = '\0';
     }
     json_t *term = json_pack("{s:i,s:s,s:s,s:s}", "exitCode", code, "reason", code == 0 ? "Completed" : "Error",
                              "startedAt", started, "finishedAt", finished);
@@ -697,7 +699,7 @@ int localrun(localrun_result *out, const localrun_opts *o)
             break;
         } else if (r.requeue_after > 0) {
             if (!o->quiet)
-                fprintf(o->err, "kubefit: retrying in %.0fs\n", r.requeue_after);
+                fprintf(o->err, "kubefit: retrying in %.1fs\n", r.requeue_after);
             sleep_s(r.requeue_after);
         } else {
             reconcile_result_dispose(&r);

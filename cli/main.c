@@ -85,7 +85,8 @@ int cli_print_object(const cli_ctx *ctx, const json_t *v, const char *format)
 {
     if (format && !strcmp(format, "yaml"))
         return yamlout_write(ctx->out, v);
-    if (json_dumpf(v, ctx->out, JSON_INDENT(2)) < 0)
+    /* 15 digits: 0.4 rather than 0.40000000000000002 (every decimal of 15 digits reads back the same) */
+    if (json_dumpf(v, ctx->out, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) < 0)
         return err_set(KF_EIO, "cannot write JSON");
     fputc('\n', ctx->out);
     return 0;

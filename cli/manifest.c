@@ -177,8 +177,11 @@ static int tagged_scalar(conv *c, yaml_node_t *n, json_t **out)
         return (*out = json_stringn(v, len)) ? 0 : node_error(c, n, KF_EINVAL, "text is not valid UTF-8");
     json_t *v_json = NULL;
     int rc = manifest_plain_scalar(&v_json, v, len);
-    if (rc < 0)
-        return node_error(c, n, rc, err_msg());
+    if (rc < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", err_msg()); /* node_error writes err_msg()'s buffer */
+        return node_error(c, n, rc, msg);
+    }
     if (tag && strcmp(tag, YAML_STR_TAG) != 0) {
         int want_int = !strcmp(tag, YAML_INT_TAG), want_float = !strcmp(tag, YAML_FLOAT_TAG);
         int want_bool = !strcmp(tag, YAML_BOOL_TAG), want_null = !strcmp(tag, YAML_NULL_TAG);

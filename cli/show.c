@@ -80,8 +80,9 @@ void show_progress_text(char *out, size_t n, const json_t *p, int bar_width)
         snprintf(eta, sizeof eta, "  ETA %s", d);
     }
     const char *stage = str(p, "stage");
-    snprintf(out, n, "%s%s epoch %ld/%ld  %3.0f%%%s%s", bar, stage ? stage : "training", (long)num(p, "epoch", 0),
-             (long)num(p, "epochs", 0), pct, loss, eta);
+    /* percent is the whole run's (all stages), so it comes first, next to the bar */
+    snprintf(out, n, "%s%3.0f%%  %s epoch %ld/%ld%s%s", bar, pct, stage ? stage : "training", (long)num(p, "epoch", 0),
+             (long)num(p, "epochs", 0), loss, eta);
 }
 
 /* ---- kubefit get ---- */
@@ -250,6 +251,11 @@ void show_metrics(FILE *f, const json_t *m, const json_t *full, const char *in)
     }
     qsort(rows, n, sizeof *rows, by_f1_desc);
     size_t show = n < 10 ? (n + 1) / 2 : 5;
+    if (n && rows[0].f1 <= 0) {
+        fprintf(f, "%sno label is predicted right yet (F1 0 for all %zu with validation texts)\n", in, all);
+        free(rows);
+        return;
+    }
     if (n) {
         fprintf(f, "%sbest labels (F1, validation texts%s):  ", in, n < all ? ", labels with 5 or more" : "");
         for (size_t k = 0; k < show; k++)

@@ -4,7 +4,9 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 pkgs=(build-essential cmake ninja-build pkg-config git curl ca-certificates lz4 python3-venv
       libcurl4-openssl-dev libjansson-dev libyaml-dev libwebsockets-dev libssl-dev libopenblas-dev
-      clang libclang-rt-14-dev openssl
+      openssl)
+# make demo (KUBEFIT_APT_MINIMAL=1) needs the build's packages only; make test the rest too.
+[ "${KUBEFIT_APT_MINIMAL:-0}" = 1 ] || pkgs+=(clang libclang-rt-14-dev
       # hack/images and hack/dev-cluster (docs/dev-cluster.md): image builds, the node's runtime,
       # Pod networking, the local registry
       buildah podman mmdebstrap containerd runc containernetworking-plugins docker-registry
