@@ -70,6 +70,18 @@ char *cluster_jobs_path(const cluster *c, const char *name)
     return p;
 }
 
+/* A 404 for the resource type rather than for an object: the CRD is not installed. */
+static int crd_missing(void)
+{
+    return strstr(err_msg(), "could not find the requested resource") || strstr(err_msg(), "404 page not found");
+}
+
+int cluster_not_found(const cluster *c, const char *name)
+{
+    return err_set(KF_ENOTFOUND, "trainingjob \"%s\" not found in namespace \"%s\" (kubefit get lists the jobs; -n "
+                                 "picks the namespace)", name, c->namespace);
+}
+
 int cluster_explain(const cluster *c, int rc)
 {
     if (rc == KF_ERETRY && strstr(err_msg(), "HTTP ") == NULL)
@@ -78,7 +90,7 @@ int cluster_explain(const cluster *c, int rc)
     if (rc == KF_EAUTH)
         return err_wrap(rc, "the API server refused the credentials or the request (kubectl auth can-i "
                             "get trainingjobs.kubefit.dev checks the permissions)");
-    if (rc == KF_ENOTFOUND && strstr(err_msg(), "could not find the requested resource"))
+    if (rc == KF_ENOTFOUND && crd_missing())
         return err_set(rc, "the TrainingJob resource is not installed on %s: install kubefit first "
                            "(helm install kubefit charts/kubefit; docs/install.md)", c->server);
     return rc;
@@ -91,8 +103,7 @@ int cluster_get_job(cluster *c, const char *name, json_t **out)
         return err_set(KF_ENOMEM, "out of memory");
     int rc = kube_get(c->kube, path, out);
     free(path);
-    if (rc == KF_ENOTFOUND && !strstr(err_msg(), "could not find the requested resource"))
-        return err_set(rc, "trainingjob \"%s\" not found in namespace \"%s\" (kubefit get lists the jobs; -n picks "
-                           "the namespace)", name, c->namespace);
+    if (rc == KF_ENOTFOUND && !crd_missing())
+        return cluster_not_found(c, name);
     return cluster_explain(c, rc);
 }

@@ -34,6 +34,9 @@ char *cluster_jobs_path(const cluster *c, const char *name);
  * other errors say what the API server said and, for 401/403 and connection errors, what to check. */
 int cluster_get_job(cluster *c, const char *name, json_t **out);
 
+/* Sets the message for a job that is not there (KF_ENOTFOUND). */
+int cluster_not_found(const cluster *c, const char *name);
+
 /* Rewrites err_msg() for a failed API call with a hint for the usual causes (unreachable server,
  * credentials, missing CRD). Returns rc. */
 int cluster_explain(const cluster *c, int rc);

@@ -84,7 +84,13 @@ int cmd_submit(const cli_ctx *ctx, int argc, char **argv)
         goto done;
     }
     if ((rc = kube_request(c.kube, "PATCH", apply, "application/apply-patch+yaml", job, &after)) < 0) {
-        code = cli_fail(ctx, jobspec_explain(cluster_explain(&c, rc)));
+        const char *why = strstr(err_msg(), "HTTP 422: ");
+        if (why) { /* admission said no (the CRD's rules): its words are the message */
+            char copy[2048];
+            snprintf(copy, sizeof copy, "%s", why + 10);
+            err_set(rc, "the API server refused the TrainingJob: %s", copy);
+        }
+        code = cli_fail(ctx, cluster_explain(&c, rc));
         goto done;
     }
     json_int_t gen0 = json_integer_value(json_object_get(json_object_get(before, "metadata"), "generation"));

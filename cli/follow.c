@@ -144,7 +144,7 @@ int follow_run(json_t **job, int *exit_code, const follow_opts *o)
         if (!json_array_size(items)) {
             json_decref(items);
             free(rv);
-            rc = err_set(KF_ENOTFOUND, "trainingjob \"%s\" not found in namespace \"%s\"", o->name, c->namespace);
+            rc = cluster_not_found(c, o->name);
             break;
         }
         look(&f, json_array_get(items, 0));
