@@ -97,10 +97,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def peak_rss_mb(pid):
+def rss_mb(pid, field="VmHWM"):
+    """Peak (VmHWM) or current (VmRSS) resident memory in MB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -352,7 +353,8 @@ class Side:
             t_complete = max(finished_at[w] for w in want) - t1 if want <= set(finished_at) else float("nan")
         time.sleep(QUIET)
         ctl_cpu = cpu_seconds(proc.pid)
-        ctl_rss = peak_rss_mb(proc.pid)
+        ctl_rss = rss_mb(proc.pid)
+        ctl_rss_end = rss_mb(proc.pid, "VmRSS")
         api_cpu = cpu_seconds(self.apiserver_pid) - api_cpu0
         bench_requests = len(share) * 2 + 3  # binding + status per finished Pod, the node, this metrics read...
         requests = request_count(self.api) - req0 - bench_requests
@@ -364,7 +366,7 @@ class Side:
             dup = sum(1 for o, names in owners.items() if len(names) > 1)
             missing = n - len([o for o in owners if o])
         return {"side": self.name, "n": n, "pods_s": t_pods, "settled_s": t_settled, "complete_s": t_complete,
-                "completed": len(share), "ctl_cpu_s": ctl_cpu, "ctl_rss_mb": ctl_rss, "apiserver_cpu_s": api_cpu,
+                "completed": len(share), "ctl_cpu_s": ctl_cpu, "ctl_rss_mb": ctl_rss, "ctl_rss_end_mb": ctl_rss_end, "apiserver_cpu_s": api_cpu,
                 "requests_per_object": requests / n, "reconcile_p50_s": quant[0] if quant else None,
                 "reconcile_p99_s": quant[1] if quant else None, "duplicate_pods": dup, "missing_pods": missing,
                 "apiserver_seconds_by_request": {k: round(v, 3) for v, k in top}}
@@ -393,7 +395,8 @@ def main():
     for r in bad:
         print(f"FAIL: {r['side']}: {r['duplicate_pods']} objects with more than one Pod, {r['missing_pods']} "
               "without a Pod", file=sys.stderr)
-    rows = ["pods_s", "settled_s", "complete_s", "ctl_cpu_s", "ctl_rss_mb", "apiserver_cpu_s", "requests_per_object",
+    rows = ["pods_s", "settled_s", "complete_s", "ctl_cpu_s", "ctl_rss_mb", "ctl_rss_end_mb", "apiserver_cpu_s",
+            "requests_per_object",
             "reconcile_p50_s", "reconcile_p99_s"]
     print(f"{'':22}" + "".join(f"{s:>14}" for s in results))
     for k in rows:

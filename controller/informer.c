@@ -4,6 +4,7 @@
 #include "http.h"
 #include "log.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,8 @@ struct informer {
     char *collection, *name, *query, *index_label;
     pthread_rwlock_t lock; /* cache, index: written by the watch thread only */
     pthread_mutex_t mu;    /* rv, synced, stats */
-    json_t *cache;   /* key -> object */
-    json_t *index;   /* "namespace/label value" -> {key -> object} */
+    json_t *cache;   /* key -> entry: [resourceVersion, index bucket or null, compact JSON text] */
+    json_t *index;   /* "namespace/label value" -> {key -> true} */
     char *rv;        /* last seen resourceVersion */
     int synced;
     volatile int stop;
@@ -95,30 +96,51 @@ static char *index_key(informer *inf, const json_t *obj)
     return k;
 }
 
-/* Cache edits (write lock held): key -> obj (NULL: removed), keeping the index in step. */
-static void cache_put(informer *inf, json_t *cache, json_t *index, const char *key, json_t *obj)
+/* The cache keeps each object as its compact JSON text (a parsed jansson object takes several
+ * times the memory) with the two fields the cache itself needs; readers get a fresh parse. */
+static const char *rv_of(const json_t *obj);
+
+static json_t *entry_new(informer *inf, const json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT), *ik = index_key(inf, obj);
+    json_t *e = text ? json_pack("[s?,s?,s]", rv_of(obj), ik, text) : NULL;
+    free(text);
+    free(ik);
+    return e;
+}
+
+static const char *entry_rv(const json_t *e) { return json_string_value(json_array_get(e, 0)); }
+static const char *entry_bucket(const json_t *e) { return json_string_value(json_array_get(e, 1)); }
+
+/* A new object parsed from the entry, or NULL. */
+static json_t *entry_object(const json_t *e)
+{
+    const json_t *t = json_array_get(e, 2);
+    return json_loadb(json_string_value(t), json_string_length(t), 0, NULL);
+}
+
+/* Cache edits (write lock held): key -> entry (NULL: removed), keeping the index in step. */
+static void cache_put(json_t *cache, json_t *index, const char *key, json_t *entry)
 {
     json_t *old = json_object_get(cache, key);
-    char *ik = old ? index_key(inf, old) : NULL;
+    const char *ik = old ? entry_bucket(old) : NULL;
     if (ik) {
         json_t *bucket = json_object_get(index, ik);
         json_object_del(bucket, key);
         if (bucket && !json_object_size(bucket))
             json_object_del(index, ik);
-        free(ik);
     }
-    if (!obj) {
+    if (!entry) {
         json_object_del(cache, key);
         return;
     }
-    json_object_set(cache, key, obj);
-    if ((ik = index_key(inf, obj))) {
+    json_object_set(cache, key, entry);
+    if ((ik = entry_bucket(entry))) {
         json_t *bucket = json_object_get(index, ik);
         if (!bucket)
             json_object_set_new(index, ik, bucket = json_object());
         if (bucket)
-            json_object_set(bucket, key, obj);
-        free(ik);
+            json_object_set_new(bucket, key, json_true());
     }
 }
 
@@ -133,30 +155,43 @@ static const char *rv_of(const json_t *obj)
     return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 }
 
+static json_t *list_trim(void *ctx, json_t *item) { return trimmed(ctx, item); }
+
 /* Lists and replaces the cache; emits ADDED/MODIFIED for what is new or changed and DELETED for
  * what disappeared while we were not watching. */
 static int relist(informer *inf)
 {
-    json_t *items = NULL, *fresh = json_object(), *fresh_index = json_object(), *gone = NULL;
+    json_t *items = NULL, *fresh = json_object(), *fresh_index = json_object(), *old = NULL;
+    json_t *pending = json_array(); /* [type, object] to emit once the cache is swapped */
     char *rv = NULL;
-    int rc = kube_list(inf->opt.kube, inf->collection, inf->query, inf->opt.page_size, &items, &rv);
-    if (rc || !fresh || !fresh_index)
+    int rc = kube_list_map(inf->opt.kube, inf->collection, inf->query, inf->opt.page_size, list_trim, inf, &items,
+                           &rv);
+    if (rc || !fresh || !fresh_index || !pending)
         goto done;
-    size_t i;
+    size_t i, n = json_array_size(items);
     json_t *obj;
+    pthread_rwlock_rdlock(&inf->lock);
     json_array_foreach(items, i, obj) {
         char *k = informer_key(obj);
-        json_t *t = k ? trimmed(inf, obj) : NULL;
-        if (t)
-            cache_put(inf, fresh, fresh_index, k, t);
+        json_t *t = k ? json_incref(obj) : NULL, *e = t ? entry_new(inf, t) : NULL;
+        if (e) {
+            cache_put(fresh, fresh_index, k, e);
+            const json_t *prev = json_object_get(inf->cache, k);
+            const char *a = prev ? entry_rv(prev) : NULL, *b = entry_rv(e);
+            if (!prev)
+                json_array_append_new(pending, json_pack("[s,O]", "ADDED", t));
+            else if (!a || !b || strcmp(a, b) != 0)
+                json_array_append_new(pending, json_pack("[s,O]", "MODIFIED", t));
+        }
+        json_decref(e);
         json_decref(t);
         free(k);
     }
-    size_t n = json_array_size(items);
-    json_decref(items); /* the full objects go now; the cache keeps what it needs */
+    pthread_rwlock_unlock(&inf->lock);
+    json_decref(items);
     items = NULL;
     pthread_rwlock_wrlock(&inf->lock);
-    json_t *old = inf->cache;
+    old = inf->cache;
     inf->cache = fresh;
     json_incref(fresh);
     json_decref(inf->index);
@@ -171,23 +206,22 @@ static int relist(informer *inf)
     inf->stats.relists++;
     pthread_mutex_unlock(&inf->mu);
     /* Events outside the lock: handlers may call informer_get. */
+    json_t *ev;
+    json_array_foreach(pending, i, ev)
+        emit(inf, json_string_value(json_array_get(ev, 0)), json_array_get(ev, 1));
     const char *k;
-    json_object_foreach(fresh, k, obj) {
-        json_t *prev = json_object_get(old, k);
-        const char *a = rv_of(prev), *b = rv_of(obj);
-        if (!prev)
-            emit(inf, "ADDED", obj);
-        else if (!a || !b || strcmp(a, b) != 0)
-            emit(inf, "MODIFIED", obj);
-    }
-    gone = old;
-    json_object_foreach(gone, k, obj) {
-        if (!json_object_get(fresh, k))
+    json_t *e;
+    json_object_foreach(old, k, e) {
+        if (!json_object_get(fresh, k) && (obj = entry_object(e))) {
             emit(inf, "DELETED", obj);
+            json_decref(obj);
+        }
     }
     log_info("informer", "listed", "{s:s,s:i}", "resource", inf->name, "items", (int)n);
+    malloc_trim(0); /* the list's full objects are gone: give their pages back */
 done:
-    json_decref(gone);
+    json_decref(old);
+    json_decref(pending);
     json_decref(fresh);
     json_decref(fresh_index);
     json_decref(items);
@@ -215,12 +249,14 @@ static int on_watch_event(void *ctx, const char *type, json_t *obj)
     if (strcmp(type, "BOOKMARK") == 0)
         return inf->stop;
     char *k = informer_key(obj);
-    json_t *t = trimmed(inf, obj);
-    if (k && t) {
+    json_t *t = trimmed(inf, obj), *e = NULL;
+    int deleted = strcmp(type, "DELETED") == 0;
+    if (k && t && (deleted || (e = entry_new(inf, t)))) {
         pthread_rwlock_wrlock(&inf->lock);
-        cache_put(inf, inf->cache, inf->index, k, strcmp(type, "DELETED") == 0 ? NULL : t);
+        cache_put(inf->cache, inf->index, k, e);
         pthread_rwlock_unlock(&inf->lock);
     }
+    json_decref(e);
     free(k);
     if (t)
         emit(inf, type, t);
@@ -345,7 +381,8 @@ json_t *informer_get(informer *inf, const char *ns, const char *name)
     if (asprintf(&k, "%s/%s", ns ? ns : "", name) < 0)
         return NULL;
     pthread_rwlock_rdlock(&inf->lock);
-    json_t *o = json_incref(json_object_get(inf->cache, k));
+    const json_t *e = json_object_get(inf->cache, k);
+    json_t *o = e ? entry_object(e) : NULL;
     pthread_rwlock_unlock(&inf->lock);
     free(k);
     return o;
@@ -362,24 +399,32 @@ json_t *informer_list(informer *inf, const char *ns, const char *label_key, cons
     if (ns && label_key && label_value && inf->index_label && !strcmp(label_key, inf->index_label)) {
         char *ik = NULL;
         if (asprintf(&ik, "%s/%s", ns, label_value) >= 0) {
-            json_object_foreach(json_object_get(inf->index, ik), k, obj)
-                json_array_append(out, obj);
+            json_t *yes;
+            json_object_foreach(json_object_get(inf->index, ik), k, yes) {
+                if ((obj = entry_object(json_object_get(inf->cache, k))))
+                    json_array_append_new(out, obj);
+            }
             free(ik);
         }
         pthread_rwlock_unlock(&inf->lock);
         return out;
     }
-    json_object_foreach(inf->cache, k, obj) {
-        json_t *meta = json_object_get(obj, "metadata");
-        const char *ons = json_string_value(json_object_get(meta, "namespace"));
-        if (ns && (!ons || strcmp(ns, ons) != 0))
+    size_t nslen = ns ? strlen(ns) : 0;
+    json_t *e;
+    json_object_foreach(inf->cache, k, e) {
+        if (ns && (strncmp(k, ns, nslen) != 0 || k[nslen] != '/')) /* keys are "namespace/name" */
+            continue;
+        if (!(obj = entry_object(e)))
             continue;
         if (label_key) {
+            const json_t *meta = json_object_get(obj, "metadata");
             const char *v = json_string_value(json_object_get(json_object_get(meta, "labels"), label_key));
-            if (!v || !label_value || strcmp(v, label_value) != 0)
+            if (!v || !label_value || strcmp(v, label_value) != 0) {
+                json_decref(obj);
                 continue;
+            }
         }
-        json_array_append(out, obj);
+        json_array_append_new(out, obj);
     }
     pthread_rwlock_unlock(&inf->lock);
     return out;

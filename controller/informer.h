@@ -1,11 +1,12 @@
 /* informer: list + watch one resource collection into a cache keyed "namespace/name".
  * A thread lists (paginated), then watches from the list's resourceVersion with bookmarks;
  * on 410 Gone (HTTP status or ERROR event) it relists and reports the difference, on other
- * errors it reconnects with exponential backoff. Handlers only see events; cached objects are
- * shared read-only (never modify them). Objects are trimmed before they are cached (no
+ * errors it reconnects with exponential backoff. Handlers only see events (the object is
+ * borrowed for the call). Objects are trimmed before they are cached (no
  * managedFields; a trim callback may keep less), and an optional label index answers
- * "the objects of namespace N whose label L is V" without scanning the cache. Readers take a
- * shared lock; only the watch thread writes. */
+ * "the objects of namespace N whose label L is V" without scanning the cache. The cache holds
+ * each object as compact JSON text (a parsed object takes several times the memory); readers
+ * get their own parsed copy. Readers take a shared lock; only the watch thread writes. */
 #ifndef KUBEFIT_INFORMER_H
 #define KUBEFIT_INFORMER_H
 
@@ -44,10 +45,11 @@ void informer_stop(informer *inf);
 void informer_free(informer *inf);
 /* True after the first complete list. */
 int informer_synced(informer *inf);
-/* A new reference to the cached object, or NULL. Caller decrefs; must not modify it. */
+/* A new object holding the cached one (parsed for this caller: it may keep or change it), or
+ * NULL. Caller decrefs. */
 json_t *informer_get(informer *inf, const char *ns, const char *name);
-/* A new array of references to every cached object whose label key equals value (both NULL:
- * all); through the index when key is the index label. Caller decrefs. */
+/* A new array of the cached objects (parsed for this caller) whose label key equals value (both
+ * NULL: all); through the index when key is the index label. Caller decrefs. */
 json_t *informer_list(informer *inf, const char *ns, const char *label_key, const char *label_value);
 informer_stats informer_get_stats(informer *inf);
 /* Applies one watch event (ADDED, MODIFIED, DELETED) as the watch thread does; obj may be

@@ -240,6 +240,12 @@ int kube_delete(kube_client *c, const char *path, const char *propagation, long 
 int kube_list(kube_client *c, const char *collection, const char *query, long limit, json_t **items,
               char **rv)
 {
+    return kube_list_map(c, collection, query, limit, NULL, NULL, items, rv);
+}
+
+int kube_list_map(kube_client *c, const char *collection, const char *query, long limit, kube_item_map map,
+                  void *ctx, json_t **items, char **rv)
+{
     *items = NULL;
     *rv = NULL;
     int rc = KF_OK, restarted = 0;
@@ -281,9 +287,16 @@ int kube_list(kube_client *c, const char *collection, const char *query, long li
             rc = err_set(KF_ERETRY, "GET %s: items is not an array", path);
             goto done;
         }
-        if (its && json_array_extend(all, its) != 0) {
-            rc = err_set(KF_ENOMEM, "kube: out of memory");
-            goto done;
+        size_t i;
+        json_t *it;
+        json_array_foreach(its, i, it) {
+            json_t *keep = map ? map(ctx, it) : json_incref(it);
+            if (map && !keep)
+                continue;
+            if (json_array_append_new(all, keep) != 0) {
+                rc = err_set(KF_ENOMEM, "kube: out of memory");
+                goto done;
+            }
         }
         const char *next = json_string_value(json_object_get(meta, "continue"));
         const char *v = json_string_value(json_object_get(meta, "resourceVersion"));

@@ -44,6 +44,11 @@ int kube_delete(kube_client *c, const char *path, const char *propagation, long 
  * A 410 on a continue token restarts the list from the beginning once. */
 int kube_list(kube_client *c, const char *collection, const char *query, long limit, json_t **items,
               char **rv);
+/* The same, keeping map(ctx, item) of each item instead (a new reference; NULL drops it), page by
+ * page: a caller that keeps little of each object never holds the whole list. */
+typedef json_t *(*kube_item_map)(void *ctx, json_t *item);
+int kube_list_map(kube_client *c, const char *collection, const char *query, long limit, kube_item_map map,
+                  void *ctx, json_t **items, char **rv);
 
 /* Watch events arrive here: type is ADDED, MODIFIED, DELETED or BOOKMARK (ERROR events are
  * turned into return codes by the watch parser). Return non-zero to stop the watch. */
