@@ -305,6 +305,10 @@ static void add_progress_token(json_t *pod_spec, json_t *container)
     json_t *mount = json_pack("{s:s,s:s,s:b}", "name", PROGRESS_TOKEN_VOLUME, "mountPath", CONTRACT_PROGRESS_TOKEN_DIR,
                               "readOnly", 1);
     json_t *env = json_pack("{s:s,s:s}", "name", CONTRACT_PROGRESS_TOKEN_ENV, "value", CONTRACT_PROGRESS_TOKEN_FILE);
+    /* A serviceAccountToken source needs a named account; the ServiceAccount admission plugin would
+     * set "default" anyway, but not every API server runs it. */
+    if (!json_string_value(json_object_get(pod_spec, "serviceAccountName")))
+        json_object_set_new(pod_spec, "serviceAccountName", json_string("default"));
     json_object_set_new(pod_spec, "volumes", json_pack("[o]", volume));
     json_object_set_new(container, "volumeMounts", json_pack("[o]", mount));
     json_array_append_new(json_object_get(container, "env"), env);

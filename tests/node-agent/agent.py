@@ -23,6 +23,8 @@ Projected ServiceAccount tokens (the kubelet's part): for each serviceAccountTok
 Pod's projected volumes the agent asks the TokenRequest API for a token bound to the Pod (creating
 the ServiceAccount when missing, the ServiceAccount controller's part); exec mode writes it under
 WORKDIR and points env values under the volume's mountPath there.
+Logs (optional, serve_logs): the kubelet's /containerLogs endpoint over HTTPS for exec-mode Pods
+(their WORKDIR/<pod>.log), and a Node object that sends the API server's pods/log there.
 "exec" runs the container's command + args as a local process (the e2e mode): the command
 `kubefit-trainer` maps to --trainer (default $KUBEFIT_BINARY_DIR/trainer/kubefit-trainer),
 `--result-file /dev/termination-log` to a file of the agent's, the container env is added to the
@@ -35,6 +37,7 @@ Needs KUBE_APISERVER_URL, KUBE_TOKEN, KUBE_CA_FILE (tests/cluster/with-apiserver
 """
 import argparse
 import datetime
+import http.server
 import json
 import os
 import signal
@@ -399,7 +402,62 @@ class Agent:
         self.thread.start()
         return self
 
+    def serve_logs(self, cert_file, key_file, address="127.0.0.1"):
+        """Serves GET /containerLogs/<ns>/<pod>/<container>[?tailLines=N&limitBytes=B] (the kubelet's
+        log endpoint) over HTTPS and registers the Node so that pods/log reaches it."""
+        agent = self
+
+        class Logs(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                u = urllib.parse.urlparse(self.path)
+                parts = u.path.split("/")
+                q = urllib.parse.parse_qs(u.query)
+                data = None
+                if len(parts) == 5 and parts[1] == "containerLogs":
+                    try:
+                        with open(os.path.join(agent.workdir, os.path.basename(parts[3]) + ".log"), "rb") as f:
+                            data = f.read()
+                    except OSError:
+                        pass
+                if data is None:
+                    self.send_error(404, "no such container log")
+                    return
+                tail = int((q.get("tailLines") or ["0"])[0] or 0)
+                if tail > 0:
+                    data = b"".join(data.splitlines(keepends=True)[-tail:])
+                limit = int((q.get("limitBytes") or ["0"])[0] or 0)
+                if limit > 0:
+                    data = data[-limit:]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer((address, 0), Logs)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert_file, key_file)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.log_server = srv
+        try:
+            self.kube.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
+                                                        "metadata": {"name": self.node}})
+        except ApiError as e:
+            if e.code != 409:
+                raise
+        self.kube.merge_patch(f"/api/v1/nodes/{self.node}/status", {"status": {
+            "addresses": [{"type": "Hostname", "address": address}, {"type": "InternalIP", "address": address}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": srv.server_address[1]}}}})
+        return self
+
     def close(self):
+        if getattr(self, "log_server", None):
+            self.log_server.shutdown()
+            self.log_server = None
         self.stop.set()
         if self.thread:
             self.thread.join(5)
