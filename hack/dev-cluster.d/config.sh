@@ -206,6 +206,20 @@ conntrack:
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
 EOF
+  # Who created and deleted which Pod (the e2e tests read it: the garbage collector's deletes, one
+  # create per trainer Pod), and the TrainingJobs' writes; nothing else.
+  cat >"$DIR/kube/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, delete, deletecollection]
+  resources:
+  - {group: "", resources: [pods, pods/eviction]}
+  - {group: kubefit.dev, resources: [trainingjobs]}
+- level: None
+EOF
   cat >"$DIR/registry.yml" <<EOF
 version: 0.1
 log:
