@@ -135,6 +135,8 @@ static void *sender(void *u)
             pthread_cond_timedwait(&p->cv, &p->mu, &ts);
         }
         int final = p->stop;
+        if (final && backoff > 0)
+            break; /* the last POST failed (or hung until the end): no point in waiting at exit */
         char *line = p->pending;
         p->pending = NULL;
         pthread_mutex_unlock(&p->mu);

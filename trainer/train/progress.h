@@ -8,7 +8,8 @@
  * The request carries "Authorization: Bearer <token>" read from the file that
  * $KUBEFIT_PROGRESS_TOKEN_FILE names (re-read for every POST: the kubelet rotates it; the token
  * is never logged). Failures are logged once per kind and never fail the run. progress_free
- * makes one last attempt (2 s at most) to deliver the final report. */
+ * aborts a POST in flight (within about a second) and, unless the last POST failed, makes one
+ * last attempt (2 s at most) to deliver the final report. */
 #ifndef KUBEFIT_PROGRESS_H
 #define KUBEFIT_PROGRESS_H
 
@@ -36,7 +37,8 @@ typedef struct {
 
 /* url may be NULL (stdout only). out NULL = stdout. Caller frees with progress_free. */
 int progress_new(progress **out, const char *url, FILE *stream);
-/* Stops the sender after one last attempt at the pending report. */
+/* Stops the sender (after one last attempt at the pending report when the server answered
+ * the previous one). */
 void progress_free(progress *p);
 /* Formats the line (caller frees); used by progress_emit, exposed for tests. */
 char *progress_format(const progress_event *e);
