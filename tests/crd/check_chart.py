@@ -1,7 +1,45 @@
 """Checks `helm template --include-crds --set replicaCount=2` output (stdin): the objects the chart
-renders, the controller flags, least-privilege RBAC, and the CRD copy. Exits 1 on a failure."""
-import sys, yaml
+renders, the controller flags, least-privilege RBAC, and the CRD copy. Exits 1 on a failure.
+With --extras, stdin is a render with serviceMonitor and grafanaDashboard on and the console off:
+the ServiceMonitor, the dashboard (valid JSON whose every kubefit_ metric the controller exports)
+and RBAC without the console's rules."""
+import glob, json, re, sys, yaml
 root = sys.argv[1]
+if len(sys.argv) > 2 and sys.argv[2] == "--extras":
+    docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+    by = {d["kind"]: d for d in docs}
+    bad = []
+    sm = by.get("ServiceMonitor")
+    if not sm or sm["spec"]["endpoints"][0]["port"] != "http" or sm["spec"]["endpoints"][0]["path"] != "/metrics":
+        bad.append(f"ServiceMonitor for /metrics on the http port: {sm}")
+    elif sm["spec"]["selector"]["matchLabels"] != by["Deployment"]["spec"]["selector"]["matchLabels"]:
+        bad.append("the ServiceMonitor does not select the controller's Service")
+    cm = next((d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")), None)
+    if not cm or cm["metadata"]["labels"].get("grafana_dashboard") != "1":
+        bad.append("the Grafana dashboard ConfigMap (label grafana_dashboard=1)")
+    else:
+        dash = json.loads(cm["data"]["kubefit.json"])
+        exported = set()
+        for f in glob.glob(f"{root}/controller/*.c"):
+            exported |= set(re.findall(r"kubefit_[a-z_]+", open(f).read()))
+        used = set()
+        for p in dash["panels"]:
+            for t in p["targets"]:
+                used |= set(re.findall(r"kubefit_[a-z_]+", t["expr"]))
+        missing = sorted(m for m in used if m not in exported and re.sub(r"_(bucket|sum|count)$", "", m) not in exported)
+        if missing:
+            bad.append(f"the dashboard queries metrics the controller does not export: {missing}")
+        if len(dash["panels"]) < 8:
+            bad.append("the dashboard has fewer than 8 panels")
+    args = by["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    if "--console=false" not in args:
+        bad.append(f"console.enabled=false does not reach the flag: {args}")
+    rules = by["ClusterRole"]["rules"]
+    if any("subjectaccessreviews" in r["resources"] or "pods/log" in r["resources"] for r in rules):
+        bad.append("without the console, the controller needs no SubjectAccessReview or pods/log rights")
+    for b in bad:
+        print(f"FAIL: {b}", file=sys.stderr)
+    sys.exit(1 if bad else 0)
 docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
 bad = []
 kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
@@ -19,7 +57,8 @@ if dep["spec"]["replicas"] != 2:
     bad.append("replicas")
 c = dep["spec"]["template"]["spec"]["containers"][0]
 args = c["args"]
-for a in ("--leader-elect=true", "--lease-namespace=kubefit-system", "--listen=0.0.0.0:8080",
+for a in ("--leader-elect=true", "--lease-namespace=kubefit-system", "--listen=:8080", "--console=true",
+          "--console-anonymous=false", "--progress-rate=1", "--progress-burst=5",
           "--default-image=ghcr.io/kubefit/kubefit-trainer:0.1.0",
           "--progress-url=http://kf-kubefit.kubefit-system.svc:8080"):
     if a not in args:
@@ -34,7 +73,10 @@ want_rules = {
     (("kubefit.dev",), ("trainingjobs/status",)): ["get", "patch", "update"],
     (("kubefit.dev",), ("trainingjobs/finalizers",)): ["update"],
     (("",), ("pods",)): ["create", "delete", "get", "list", "watch"],
-    (("",), ("events",)): ["create", "patch"],
+    (("",), ("events",)): ["create", "list", "patch"],
+    (("authentication.k8s.io",), ("tokenreviews",)): ["create"],
+    (("authorization.k8s.io",), ("subjectaccessreviews",)): ["create"],
+    (("",), ("pods/log",)): ["get"],
     (("events.k8s.io",), ("events",)): ["create", "patch"],
 }
 if rules != want_rules:

@@ -31,6 +31,11 @@ out=$(render --set replicaCount=2)
 # Structure and RBAC checked on the parsed objects.
 "$py" "$root/tests/crd/check_chart.py" "$root" <<<"$out" || failures=$((failures + 1))
 
+# Optional objects: the ServiceMonitor and the Grafana dashboard; the console turned off.
+"$py" "$root/tests/crd/check_chart.py" "$root" --extras \
+  <<<"$(render --set serviceMonitor.enabled=true --set grafanaDashboard.enabled=true --set console.enabled=false)" ||
+  failures=$((failures + 1))
+
 # Bad values are refused with a message naming them.
 expect_fail() {
   local want=$1; shift
@@ -43,6 +48,9 @@ expect_fail "replicaCount" --set replicaCount=3
 expect_fail "logLevel" --set logLevel=verbose
 expect_fail "service" --set service.port=0
 expect_fail "additional properties" --set imageTag=x
+expect_fail "progress" --set progress.rate=0
+expect_fail "console" --set console.anonymous=yes
+expect_fail "serviceMonitor" --set serviceMonitor.interval=often
 # Without leader election (one replica) the Role is not rendered and the flag says false.
 one=$(render --set leaderElection.enabled=false)
 grep -q -- '--leader-elect=false' <<<"$one" || fail "leaderElection.enabled=false does not reach the flag"
