@@ -56,6 +56,17 @@ def ensure(env, path, body):
             raise
 
 
+def docs_viewer(env):
+    """The viewer of docs/console.md, made with its kubectl commands (namespace team-a -> ours)."""
+    ns, out = env.ns, None
+    for line in open(os.path.join(SRC, "docs", "console.md")):
+        if not line.startswith("kubectl -n team-a create "):
+            continue
+        args = line.split("#")[0].replace("team-a", ns).split()[1:]
+        out = base.kubectl(*args).stdout.strip()
+    return out  # the last command's output: the token
+
+
 def user_token(env, name, rules=None):
     """A ServiceAccount in the test namespace with a Role of rules (none: no rights), and a token."""
     ns = env.ns
@@ -73,13 +84,6 @@ def user_token(env, name, rules=None):
                            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                             "spec": {"expirationSeconds": 3600}})
     return out["status"]["token"]
-
-
-VIEWER_RULES = [
-    {"apiGroups": ["kubefit.dev"], "resources": ["trainingjobs"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-]
 
 
 def start_training(env):
@@ -131,7 +135,8 @@ def main():
     browser = None
     ctl = None
     try:
-        viewer = user_token(env, "viewer", VIEWER_RULES)
+        viewer = docs_viewer(env)
+        check(viewer and viewer.count(".") == 2, "docs/console.md's kubectl commands made a viewer and its token")
         nobody = user_token(env, "nobody")
         ctl = env.controller()
         bucket = start_training(env)
@@ -145,7 +150,7 @@ def main():
         row = f'tr[data-job="{env.ns}/{JOB}"]'
         b.wait_js(f"return document.querySelector('{row}')", 30, "the job's row in the jobs table")
         check(b.js("return location.hash") == "#/", "the token left the address bar")
-        check(b.js("return document.getElementById('who').textContent") == f"system:serviceaccount:{env.ns}:viewer",
+        check(b.js("return document.getElementById('who').textContent") == f"system:serviceaccount:{env.ns}:console-viewer",
               "signed in as the viewer")
         pct = f"parseFloat(document.querySelector('{row} .bar').dataset.percent)"
         loaded = b.js("return window.kubefit.stats.loaded")
