@@ -39,16 +39,18 @@ test: build build-asan build-fuzz data
 	ctest --test-dir build -LE unit --output-on-failure
 
 # The newcomer's path: only what the demo needs - the Debian packages of the build, the kubefit
-# and kubefit-trainer targets (CPU), the data set - then hack/demo (kubefit run -f
-# examples/trainingjob-demo.yaml). make test still sets up and builds everything.
-DEMO_BUILD ?= build
+# and kubefit-trainer targets (CPU only: the demo trains on the CPU, and a GPU machine's CUDA build
+# is make build's), the data set - then hack/demo (kubefit run -f examples/trainingjob-demo.yaml).
+# Its own build folder, so that build/ keeps make test's configuration. make test still sets up and
+# builds everything.
+DEMO_BUILD ?= build-demo
 export DEMO_BUILD
 demo:
 	KUBEFIT_SETUP_ONLY=apt KUBEFIT_APT_MINIMAL=1 hack/setup
-	@test -f $(DEMO_BUILD)/CMakeCache.txt || cmake -S . -B $(DEMO_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+	@test -f $(DEMO_BUILD)/CMakeCache.txt || cmake -S . -B $(DEMO_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DKUBEFIT_CUDA=OFF $(CMAKE_ARGS) >/dev/null
 	cmake --build $(DEMO_BUILD) -j $(JOBS) --target kubefit kubefit-trainer
 	hack/make-datasets
 	hack/demo
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-demo

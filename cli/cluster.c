@@ -33,8 +33,8 @@ int cluster_connect(cluster *out, const cluster_options *opt)
                                   "`gcloud container clusters get-credentials`; `kubefit run -f` trains without a "
                                   "cluster)");
     int rc = kube_config_load(&cfg, opt->kubeconfig, opt->context);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) /* a kubeconfig that is not there is the caller's to fix, not a missing object */
+        return rc == KF_ENOTFOUND ? KF_EINVAL : rc;
     http_global_init();
     out->kube = kube_client_new(&cfg);
     const char *ns = opt->namespace && *opt->namespace ? opt->namespace : cfg.namespace;

@@ -145,12 +145,22 @@ static void print_prediction(FILE *f, const char *line)
     const char *text = str(p, "text");
     fprintf(f, "%.70s%s\n  ->", text ? text : "", text && strlen(text) > 70 ? "..." : "");
     const json_t *labels = json_object_get(p, "labels"), *probs = json_object_get(p, "probabilities");
-    size_t i;
-    json_t *l;
-    json_array_foreach(labels, i, l) {
-        const json_t *pr = json_object_get(probs, json_string_value(l));
-        fprintf(f, "%s %s (%.2f)", i ? "," : "", json_string_value(l), json_number_value(pr));
-    }
+    size_t n = json_array_size(labels), i;
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    for (i = 0; names && i < n; i++) /* most probable first */
+        names[i] = json_string_value(json_array_get(labels, i));
+    for (i = 1; names && i < n; i++)
+        for (size_t j = i; j > 0 && names[j] && names[j - 1] &&
+                           json_number_value(json_object_get(probs, names[j])) >
+                               json_number_value(json_object_get(probs, names[j - 1]));
+             j--) {
+            const char *t = names[j];
+            names[j] = names[j - 1], names[j - 1] = t;
+        }
+    for (i = 0; names && i < n; i++)
+        fprintf(f, "%s %s (%.2f)", i ? "," : "", names[i] ? names[i] : "?",
+                json_number_value(json_object_get(probs, names[i] ? names[i] : "")));
+    free(names);
     if (!json_array_size(labels)) {
         /* nothing above the threshold: say what came closest */
         const char *k, *best = NULL;
@@ -237,6 +247,9 @@ int cmd_predict(const cli_ctx *ctx, int argc, char **argv)
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        /* the trainer's own log lines are for its log files, not for this terminal */
+        if (!getenv("KUBEFIT_LOG_LEVEL"))
+            setenv("KUBEFIT_LOG_LEVEL", "warn", 1);
         dup2(fds[1], 1);
         if (in[0] >= 0)
             dup2(in[0], 0);

@@ -204,7 +204,10 @@ int localrun_find_trainer(char **out, const char *explicit_path)
         if (asprintf(&p, "%s/%s", dir, rel[i]) < 0)
             break;
         if (executable(p)) {
+            char *clean = realpath(p, NULL); /* build/trainer/..., not build/cli/../trainer/... */
             free(dir);
+            if (clean)
+                free(p), p = clean;
             *out = p;
             return 0;
         }
@@ -649,6 +652,13 @@ int localrun(localrun_result *out, const localrun_opts *o)
         json_object_del(spec, sched_fields[i]);
     if (o->dry_run) {
         rc = dry_run(&L, job, run, out);
+        if (!o->work_dir) { /* nothing in it worth keeping */
+            char *res = NULL;
+            if (asprintf(&res, "%s/dry-run.result", L.work) >= 0)
+                unlink(res);
+            free(res);
+            rmdir(L.work);
+        }
         goto done;
     }
     /* Run numbers are counted in status on a cluster; here the output folder says which is next. */

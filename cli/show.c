@@ -256,6 +256,11 @@ void show_metrics(FILE *f, const json_t *m, const json_t *full, const char *in)
         free(rows);
         return;
     }
+    size_t right = 0; /* best labels are ones the model gets right at least sometimes */
+    while (right < n && rows[right].f1 > 0)
+        right++;
+    if (show > right)
+        show = right;
     if (n) {
         fprintf(f, "%sbest labels (F1, validation texts%s):  ", in, n < all ? ", labels with 5 or more" : "");
         for (size_t k = 0; k < show; k++)

@@ -10,6 +10,7 @@ K=$bin/cli/kubefit
 T=$bin/trainer/kubefit-trainer
 for f in "$K" "$T"; do [ -x "$f" ] || { echo "FAIL: $f not built"; exit 1; }; done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export TMPDIR=$tmp   # kubefit run's default work folders go here too
 fails=0 checks=0
 ok() { checks=$((checks+1)); if ! eval "$1"; then echo "FAIL: $2"; fails=$((fails+1)); fi; }
 
@@ -213,7 +214,7 @@ for cmd in "get" "status kw" "logs kw" "wait kw" "retrain kw" "predict kw x" "su
   expect 2 "$cmd without a cluster" -- $cmd
   want_err "$nocluster" "$cmd without a cluster"
 done
-expect 1 "a kubeconfig that is not there" -- get --kubeconfig "$tmp/none.yaml"
+expect 2 "a kubeconfig that is not there" -- get --kubeconfig "$tmp/none.yaml"
 want_err "kubefit: kubeconfig: $tmp/none.yaml: no such file" "a missing kubeconfig is named"
 printf 'apiVersion: v1\nkind: Config\ncurrent-context: a\ncontexts: [{name: a, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\n' >"$tmp/kc.yaml"
 expect 2 "unknown context" -- get --kubeconfig "$tmp/kc.yaml" --context nope
