@@ -2,8 +2,8 @@
 # The e2e label's cluster (a ctest fixture): hack/dev-cluster under the build tree, and the checks
 # that `up` is idempotent and that `down` leaves the host as it found it.
 #   cluster.sh up|down NAME DIR
-# up: hack/dev-cluster up (the images come from the e2e_images fixture), then up again, which must
-#     find it up and change nothing.
+# up: hack/dev-cluster up (the images come from the e2e_images fixture; a cluster an interrupted
+#     run left is taken down first), then up again, which must find it up and change nothing.
 # down: hack/dev-cluster down, then: no process names DIR, the namespace and the cgroups are gone,
 #     and, when no other kubefit cluster runs, the sysctls the kubelet changed are back and the host
 #     paths it made are gone.
@@ -21,6 +21,8 @@ state=/run/kubefit-dev-cluster
 
 case "$cmd" in
   up)
+    # A cluster left by an interrupted run would run old images: start from scratch.
+    [ ! -f "$dir/env" ] || "${dc[@]}" down
     KUBEFIT_CLUSTER_SKIP_IMAGES=1 "${dc[@]}" up
     start=$SECONDS
     out=$(KUBEFIT_CLUSTER_SKIP_IMAGES=1 "${dc[@]}" up 2>&1)
