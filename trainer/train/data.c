@@ -494,9 +494,14 @@ done:
 
 int data_encode(int32_t **ids, size_t *n, const vocab *v, tok_lang lang, const char *text)
 {
+    return data_encode_n(ids, n, v, lang, text, strlen(text));
+}
+
+int data_encode_n(int32_t **ids, size_t *n, const vocab *v, tok_lang lang, const char *text, size_t len)
+{
     tok_list t;
     tok_list_init(&t);
-    int rc = tok_text(&t, text, strlen(text), lang);
+    int rc = tok_text(&t, text, len, lang);
     if (rc == 0)
         rc = vocab_numericalize(ids, n, v, &t);
     tok_list_dispose(&t);
@@ -563,7 +568,7 @@ int data_lm_chunk(const data_lm *l, size_t k, int T, int32_t *x, int32_t *y)
 
 /* ---- classifier batches ---- */
 
-static const data_docs *sort_docs_; /* qsort context (single-threaded use) */
+static _Thread_local const data_docs *sort_docs_; /* qsort context (per thread) */
 
 static int cmp_len_desc(const void *a, const void *b)
 {

@@ -78,6 +78,8 @@ int data_load_eval(data_set *out, const data_options *o, char *const *labels, si
 bool data_is_table(const char *path);
 /* Tokenises and numericalises one text (predict). Caller frees *ids. */
 int data_encode(int32_t **ids, size_t *n, const vocab *v, tok_lang lang, const char *text);
+/* The same for text[0..len) (a NUL byte inside becomes U+FFFD, as tok_words says). */
+int data_encode_n(int32_t **ids, size_t *n, const vocab *v, tok_lang lang, const char *text, size_t len);
 
 /* ---- language-model batches (fastai LMDataLoader) ----
  * The documents (shuffled per epoch when seed != 0) are concatenated into one stream that is

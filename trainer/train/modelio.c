@@ -1,6 +1,7 @@
 /* modelio: weights <-> safetensors with fastai names. See modelio.h. */
 #include "modelio.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,4 +211,60 @@ int modelio_dims(const st_file *f, int classifier, int *V, int *E, int *H, int *
     if (*NL == 1)
         *H = *E;
     return 0;
+}
+
+void modelio_clf_meta_dispose(modelio_clf_meta *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; m->labels && i < m->n_labels; i++)
+        free(m->labels[i]);
+    free(m->labels);
+    free(m->lang);
+    memset(m, 0, sizeof *m);
+}
+
+int modelio_clf_meta_read(modelio_clf_meta *out, const st_file *f, const char *name)
+{
+    int rc = 0;
+    memset(out, 0, sizeof *out);
+    const char *labels = st_metadata(f, "kubefit.labels"), *ml = st_metadata(f, "kubefit.multi_label");
+    const char *thr = st_metadata(f, "kubefit.threshold"), *cfg = st_metadata(f, "kubefit.config");
+    json_t *jl = labels ? json_loads(labels, 0, NULL) : NULL, *c = cfg ? json_loads(cfg, 0, NULL) : NULL;
+    if (!json_is_array(jl) || json_array_size(jl) < 1) {
+        rc = err_set(KF_EINVAL, "%s: no kubefit.labels metadata (not a kubefit classifier?)", name);
+        goto done;
+    }
+    if (!(out->labels = calloc(json_array_size(jl), sizeof *out->labels))) {
+        rc = err_set(KF_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < json_array_size(jl); i++) {
+        const char *s = json_string_value(json_array_get(jl, i));
+        if (!s) {
+            rc = err_set(KF_EINVAL, "%s: kubefit.labels[%zu] is not a string", name, i);
+            goto done;
+        }
+        if (!(out->labels[i] = strdup(s))) {
+            rc = err_set(KF_ENOMEM, "out of memory");
+            goto done;
+        }
+        out->n_labels = i + 1;
+    }
+    out->multi_label = ml && strcmp(ml, "1") == 0;
+    if (thr && atof(thr) > 0 && atof(thr) < 1)
+        out->threshold = atof(thr);
+    json_int_t B = json_integer_value(json_object_get(c, "batchSize"));
+    json_int_t T = json_integer_value(json_object_get(c, "bptt"));
+    if (B >= 2 && B <= 1 << 16 && T >= 1 && T <= 1 << 16)
+        out->batch_size = (int)B, out->bptt = (int)T;
+    const char *lang = json_string_value(json_object_get(c, "lang"));
+    if (lang && !(out->lang = strdup(lang)))
+        rc = err_set(KF_ENOMEM, "out of memory");
+done:
+    json_decref(jl);
+    json_decref(c);
+    if (rc < 0)
+        modelio_clf_meta_dispose(out);
+    return rc;
 }

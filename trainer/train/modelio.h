@@ -35,4 +35,20 @@ int modelio_load_head(head_clf *c, nn_backend *be, const st_file *f);
 /* Model dimensions stored in a file: V, E, H (0 when single layer), NL. */
 int modelio_dims(const st_file *f, int classifier, int *V, int *E, int *H, int *NL);
 
+/* What a trained classifier's file says about itself (the metadata run_save_model writes). */
+typedef struct {
+    char **labels;        /* kubefit.labels: label names in logit order [n_labels] */
+    size_t n_labels;
+    int multi_label;      /* kubefit.multi_label == "1" */
+    double threshold;     /* kubefit.threshold when in (0,1), else 0 */
+    int batch_size, bptt; /* kubefit.config's batchSize and bptt when in range, else 0 (a converted
+                           * fastai model has no kubefit.config) */
+    char *lang;           /* kubefit.config's "lang", or NULL */
+} modelio_clf_meta;
+
+/* Reads f's classifier metadata; KF_EINVAL naming name (the file, for messages) when the labels
+ * are missing or not strings. Dispose with modelio_clf_meta_dispose (also after an error). */
+int modelio_clf_meta_read(modelio_clf_meta *out, const st_file *f, const char *name);
+void modelio_clf_meta_dispose(modelio_clf_meta *m);
+
 #endif

@@ -15,28 +15,14 @@
 #include "modelio.h"
 #include "report.h"
 
-/* The training run's batch size and BPTT from the model's kubefit.config; the flags' values when
- * the metadata is missing (a converted fastai model). */
-static void trained_shape(run_state *r)
-{
-    const char *cfg = st_metadata(r->ckpt, "kubefit.config");
-    json_t *c = cfg ? json_loads(cfg, 0, NULL) : NULL;
-    json_int_t B = json_integer_value(json_object_get(c, "batchSize"));
-    json_int_t T = json_integer_value(json_object_get(c, "bptt"));
-    if (B >= 2 && B <= 1 << 16 && T >= 1 && T <= 1 << 16) {
-        if (B != r->fc.B || T != r->fc.bptt)
-            log_info("run", "using the trained model's batch size and bptt", "{s:I,s:I}", "batchSize", B, "bptt", T);
-        r->fc.B = (int)B;
-        r->fc.bptt = (int)T;
-    }
-    json_decref(c);
-}
-
-/* evaluate / predict: the trained classifier from the output folder. */
+/* evaluate / predict: the trained classifier from the output folder, with the training run's
+ * batch size and BPTT (its kubefit.config; the flags' values when the metadata is missing: a
+ * converted fastai model) and tokenizer language (--lang). */
 static int load_trained(run_state *r)
 {
     int rc;
     char *model = NULL, *voc = NULL;
+    modelio_clf_meta meta = {0};
     if ((rc = run_fetch(r, r->lay.model, "model.safetensors", 1, &model)) < 0 ||
         (rc = run_fetch(r, r->lay.vocab, "model-vocab.txt", 1, &voc)) < 0)
         goto done;
@@ -45,44 +31,32 @@ static int load_trained(run_state *r)
     r->ckpt_stage = "classifier";
     vocab_free(r->data.vocab);
     r->data.vocab = NULL;
-    if ((rc = vocab_read(&r->data.vocab, voc)) < 0)
+    if ((rc = vocab_read(&r->data.vocab, voc)) < 0 || (rc = tok_lang_parse(&r->data.lang, r->o->lang)) < 0 ||
+        (rc = modelio_clf_meta_read(&meta, r->ckpt, r->lay.model)) < 0)
         goto done;
-    const char *labels = st_metadata(r->ckpt, "kubefit.labels"), *ml = st_metadata(r->ckpt, "kubefit.multi_label");
-    json_t *jl = labels ? json_loads(labels, 0, NULL) : NULL;
-    if (!json_is_array(jl) || json_array_size(jl) < 1) {
-        json_decref(jl);
-        rc = err_set(KF_EINVAL, "%s: no kubefit.labels metadata (not a kubefit classifier?)", r->lay.model);
-        goto done;
-    }
     for (size_t i = 0; i < r->data.n_labels; i++)
         free(r->data.labels[i]);
     free(r->data.labels);
-    r->data.n_labels = json_array_size(jl);
-    r->data.labels = calloc(r->data.n_labels, sizeof *r->data.labels);
-    for (size_t i = 0; r->data.labels && i < r->data.n_labels; i++) {
-        const char *name = json_string_value(json_array_get(jl, i));
-        if (!name) {
-            json_decref(jl);
-            rc = err_set(KF_EINVAL, "%s: kubefit.labels[%zu] is not a string", r->lay.model, i);
-            goto done;
-        }
-        r->data.labels[i] = strdup(name);
+    r->data.labels = meta.labels; /* taken from meta */
+    r->data.n_labels = meta.n_labels;
+    meta.labels = NULL;
+    meta.n_labels = 0;
+    r->data.multi_label = meta.multi_label;
+    if (!(r->o->threshold > 0) && meta.threshold > 0)
+        r->fc.threshold = meta.threshold;
+    if (meta.batch_size) {
+        if (meta.batch_size != r->fc.B || meta.bptt != r->fc.bptt)
+            log_info("run", "using the trained model's batch size and bptt", "{s:i,s:i}", "batchSize",
+                     meta.batch_size, "bptt", meta.bptt);
+        r->fc.B = meta.batch_size;
+        r->fc.bptt = meta.bptt;
     }
-    json_decref(jl);
-    r->data.multi_label = ml && strcmp(ml, "1") == 0;
-    const char *thr = st_metadata(r->ckpt, "kubefit.threshold");
-    if (!(r->o->threshold > 0) && thr && atof(thr) > 0 && atof(thr) < 1)
-        r->fc.threshold = atof(thr);
-    if (!r->data.labels) {
-        rc = err_set(KF_ENOMEM, "out of memory");
-        goto done;
-    }
-    trained_shape(r);
     if ((rc = run_build_classifier(r)) < 0)
         goto done;
     if ((rc = modelio_load_nn(r->clf, r->ckpt, 1, NULL, NULL)) < 0 || (rc = modelio_load_head(r->head, r->be, r->ckpt)) < 0)
         err_wrap(rc, "%s", r->lay.model);
 done:
+    modelio_clf_meta_dispose(&meta);
     free(model);
     free(voc);
     return rc;
