@@ -18,6 +18,7 @@ CI=true, where that is a failure.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -255,6 +256,8 @@ def main():
         if browser:
             browser.close()
         env.close()
+        if not failures:
+            shutil.rmtree(env.dir, ignore_errors=True)  # the bucket and the run's outputs
     print(f"console: {len(failures)} failed", flush=True)
     return 1 if failures else 0
 
