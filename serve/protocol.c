@@ -45,7 +45,7 @@ static int count_check(size_t n, size_t max_texts)
 static json_t *load_object(const char *body, size_t len, int *rc)
 {
     json_error_t e;
-    json_t *doc = json_loadb(body, len, 0, &e);
+    json_t *doc = json_loadb(body, len, JSON_ALLOW_NUL, &e);
     if (!doc)
         *rc = err_set(KF_EINVAL, "the body is not JSON: %s (line %d, column %d)", e.text, e.line, e.column);
     else if (!json_is_object(doc))
@@ -175,7 +175,7 @@ static int parse_ts(proto_request *r, const char *body, size_t len)
 {
     if (!body || len == 0)
         return err_set(KF_EINVAL, "empty body: send the text to classify");
-    json_t *doc = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+    json_t *doc = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     const json_t *t = json_is_string(doc) ? doc : json_is_object(doc) ? json_object_get(doc, "data") : NULL;
     if (json_is_object(doc) && !json_is_string(t))
         t = json_object_get(doc, "text");

@@ -615,6 +615,12 @@ int data_clf_order(size_t *order, const data_docs *docs, int B, uint64_t shuffle
 int data_clf_batch(int32_t **tokens, uint8_t **pad, int *S, size_t *perm, const data_docs *docs,
                    const size_t *idx, int b, int seq_len, int pad_id)
 {
+    return data_clf_batch_aligned(tokens, pad, S, perm, docs, idx, b, seq_len, pad_id, 0);
+}
+
+int data_clf_batch_aligned(int32_t **tokens, uint8_t **pad, int *S, size_t *perm, const data_docs *docs,
+                           const size_t *idx, int b, int seq_len, int pad_id, int aligned)
+{
     size_t maxlen = 1;
     *tokens = NULL;
     *pad = NULL;
@@ -626,6 +632,8 @@ int data_clf_batch(int32_t **tokens, uint8_t **pad, int *S, size_t *perm, const 
             maxlen = docs->v[perm[i]].n;
     if (maxlen > (size_t)1 << 24)
         return err_set(KF_EINVAL, "a text of %zu tokens is too long", maxlen);
+    if (aligned && maxlen % (size_t)seq_len)
+        maxlen += (size_t)seq_len - maxlen % (size_t)seq_len;
     *S = (int)maxlen;
     *tokens = malloc((size_t)b * maxlen * sizeof **tokens);
     *pad = malloc((size_t)b * maxlen);

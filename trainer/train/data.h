@@ -109,5 +109,12 @@ int data_clf_order(size_t *order, const data_docs *docs, int B, uint64_t shuffle
  * Rows are sorted longest first inside the batch; perm[i] gives the document index of row i. */
 int data_clf_batch(int32_t **tokens, uint8_t **pad, int *S, size_t *perm, const data_docs *docs,
                    const size_t *idx, int b, int seq_len, int pad_id);
+/* The same with S rounded up to a multiple of seq_len when aligned (inference): then every row
+ * ends in the last chunk and starts a chunk, so the SentenceEncoder runs each row over all of its
+ * tokens from a zero state and pools the same positions as for that row alone. Without it (fastai's
+ * batches) a short row whose text lies in the final partial chunk can be left out of that chunk
+ * when a longer row has only padding there (SentenceEncoder runs the first real_bs rows). */
+int data_clf_batch_aligned(int32_t **tokens, uint8_t **pad, int *S, size_t *perm, const data_docs *docs,
+                           const size_t *idx, int b, int seq_len, int pad_id, int aligned);
 
 #endif

@@ -187,7 +187,7 @@ int infer_predict(infer_model *m, float *probs, const char *const *texts, const 
         m->idx[i] = i;
     }
     data_docs docs = {.v = m->docs, .n = n};
-    if ((rc = data_clf_batch(&tok, &pad, &S, m->perm, &docs, m->idx, b, m->bptt, 1)) < 0 ||
+    if ((rc = data_clf_batch_aligned(&tok, &pad, &S, m->perm, &docs, m->idx, b, m->bptt, 1, 1)) < 0 ||
         (rc = head_sentence_forward(m->s, tok, b, S, &(head_forward_opts){.training = false})) < 0)
         goto done;
     const float *enc = head_sentence_output(m->s, &T);

@@ -1,10 +1,11 @@
 /* infer: a trained kubefit classifier (model.safetensors + vocab.txt) held in memory, answering
  * batches of texts - what kubefit-serve runs. The same code path as `kubefit-trainer predict`:
  * the model's metadata (modelio_clf_meta_read), tokenisation (data_encode_n), fastai's batch
- * padding (data_clf_batch), the SentenceEncoder and head forward in eval mode, sigmoid/softmax
+ * padding (pad-first by whole BPTT chunks, with the batch length rounded up to a whole chunk:
+ * data_clf_batch_aligned), the SentenceEncoder and head forward in eval mode, sigmoid/softmax
  * (head_predict_*). Rows of a batch do not influence each other (eval BatchNorm uses running
- * statistics; padding is pad-first by whole BPTT chunks, masked in the pooling), so a text gets
- * the probabilities it gets alone, up to float32 summation order.
+ * statistics, padding is masked in the pooling), so a text gets the probabilities it gets alone,
+ * up to float32 summation order (tests/serve/test_infer.c: within 1e-6).
  *
  * Dimension legend: N texts of one call (<= max_batch), L labels, S padded length.
  *
