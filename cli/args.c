@@ -91,8 +91,11 @@ static int set_value(args_parsed *a, const char *command, int i, const char *val
     return 0;
 }
 
-int args_parse(args_parsed *out, const args_flag *const *tables, const char *command, int argc, char **argv)
+int args_parse(args_parsed *out, const args_flag *const *tables, const char *command, char **argv)
 {
+    int argc = 0;
+    while (argv && argv[argc])
+        argc++;
     memset(out, 0, sizeof *out);
     for (const args_flag *const *t = tables; *t; t++)
         for (const args_flag *f = *t; f->name; f++) {

@@ -29,10 +29,10 @@ typedef struct {
     int help;                               /* -h / --help seen */
 } args_parsed;
 
-/* Parses argv[0..argc) (without the command name) against tables (NULL-terminated list of
- * flag tables). command names the subcommand in errors ("kubefit submit"). KF_EINVAL with a
+/* Parses argv (NULL-terminated, without the command name) against tables (NULL-terminated list
+ * of flag tables). command names the subcommand in errors ("kubefit submit"). KF_EINVAL with a
  * message such as "kubefit submit: unknown flag --epoch (did you mean --epochs?)". */
-int args_parse(args_parsed *out, const args_flag *const *tables, const char *command, int argc, char **argv);
+int args_parse(args_parsed *out, const args_flag *const *tables, const char *command, char **argv);
 void args_dispose(args_parsed *a);
 
 /* The value of a flag by long name, or NULL. */

@@ -27,11 +27,17 @@ typedef struct {
 /* --kubeconfig, --context, -n/--namespace */
 extern const args_flag cli_cluster_flags[];
 
-/* Parses a subcommand's argv against its flags (and the cluster flags when with_cluster).
- * Returns -1 when the command should go on, else the exit code (help printed: 0; bad flag: 2).
- * usage: the "Usage:" text without flags; the flag list is appended. */
-int cli_args(args_parsed *a, const cli_ctx *ctx, const char *cmd, const char *usage, const args_flag *flags,
-             int with_cluster, int argc, char **argv);
+/* What a subcommand's command line is. */
+typedef struct {
+    const char *name;         /* "submit" */
+    const char *usage;        /* the Usage: line after the program name */
+    const args_flag *flags;   /* its own flags */
+    int cluster;              /* takes the cluster flags too */
+} cli_command;
+
+/* Parses a subcommand's argv (NULL-terminated) against its flags. Returns -1 when the command
+ * should go on, else the exit code (help printed: 0; bad flag: 2, message printed). */
+int cli_args(args_parsed *a, const cli_ctx *ctx, const cli_command *cmd, char **argv);
 
 /* Connects with the cluster flags of a. Returns -1 when connected, else the exit code (message
  * printed). */
@@ -46,13 +52,13 @@ int cli_output(const char **out, const cli_ctx *ctx, const args_parsed *a, const
 /* Prints v as JSON (indented) or YAML. */
 int cli_print_object(const cli_ctx *ctx, const json_t *v, const char *format);
 
-int cmd_submit(const cli_ctx *ctx, int argc, char **argv);
-int cmd_run(const cli_ctx *ctx, int argc, char **argv);
-int cmd_get(const cli_ctx *ctx, int argc, char **argv);
-int cmd_status(const cli_ctx *ctx, int argc, char **argv);
-int cmd_logs(const cli_ctx *ctx, int argc, char **argv);
-int cmd_wait(const cli_ctx *ctx, int argc, char **argv);
-int cmd_retrain(const cli_ctx *ctx, int argc, char **argv);
-int cmd_predict(const cli_ctx *ctx, int argc, char **argv);
+int cmd_submit(const cli_ctx *ctx, char **argv);
+int cmd_run(const cli_ctx *ctx, char **argv);
+int cmd_get(const cli_ctx *ctx, char **argv);
+int cmd_status(const cli_ctx *ctx, char **argv);
+int cmd_logs(const cli_ctx *ctx, char **argv);
+int cmd_wait(const cli_ctx *ctx, char **argv);
+int cmd_retrain(const cli_ctx *ctx, char **argv);
+int cmd_predict(const cli_ctx *ctx, char **argv);
 
 #endif

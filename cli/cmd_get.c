@@ -15,10 +15,11 @@ static const args_flag GET_FLAGS[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-int cmd_get(const cli_ctx *ctx, int argc, char **argv)
+int cmd_get(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
-    int code = cli_args(&a, ctx, "get", "get [NAME] [flags]", GET_FLAGS, 1, argc, argv);
+    static const cli_command CMD = {"get", "get [NAME] [flags]", GET_FLAGS, 1};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     cluster c = {0};
@@ -101,10 +102,11 @@ static const args_flag STATUS_FLAGS[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-int cmd_status(const cli_ctx *ctx, int argc, char **argv)
+int cmd_status(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
-    int code = cli_args(&a, ctx, "status", "status NAME [flags]", STATUS_FLAGS, 1, argc, argv);
+    static const cli_command CMD = {"status", "status NAME [flags]", STATUS_FLAGS, 1};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     cluster c = {0};

@@ -112,10 +112,11 @@ static void pause_s(double s)
     nanosleep(&ts, NULL);
 }
 
-int cmd_logs(const cli_ctx *ctx, int argc, char **argv)
+int cmd_logs(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
-    int code = cli_args(&a, ctx, "logs", "logs NAME [-f] [--run N]", LOGS_FLAGS, 1, argc, argv);
+    static const cli_command CMD = {"logs", "logs NAME [-f] [--run N]", LOGS_FLAGS, 1};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     cluster c = {0};

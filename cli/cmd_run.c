@@ -26,10 +26,11 @@ static const args_flag RUN_FLAGS[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-int cmd_run(const cli_ctx *ctx, int argc, char **argv)
+int cmd_run(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
-    int code = cli_args(&a, ctx, "run", "run -f trainingjob.yaml [NAME] [flags]", RUN_FLAGS, 0, argc, argv);
+    static const cli_command CMD = {"run", "run -f trainingjob.yaml [NAME] [flags]", RUN_FLAGS, 0};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     const char *fmt = NULL;
@@ -178,11 +179,12 @@ static void print_prediction(FILE *f, const char *line)
     json_decref(p);
 }
 
-int cmd_predict(const cli_ctx *ctx, int argc, char **argv)
+int cmd_predict(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
-    int code = cli_args(&a, ctx, "predict", "predict NAME [TEXT...] | predict -f job.yaml [TEXT...]  (no TEXT: one per "
-                                            "line on stdin)", PREDICT_FLAGS, 1, argc, argv);
+    static const cli_command CMD = {"predict", "predict NAME [TEXT...] | predict -f job.yaml [TEXT...]  (no TEXT: one per "
+                                            "line on stdin)", PREDICT_FLAGS, 1};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     cluster c = {0};

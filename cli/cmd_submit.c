@@ -19,7 +19,7 @@ static const args_flag SUBMIT_FLAGS[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-int cmd_submit(const cli_ctx *ctx, int argc, char **argv)
+int cmd_submit(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
     static args_flag flags[96];
@@ -30,9 +30,9 @@ int cmd_submit(const cli_ctx *ctx, int argc, char **argv)
         for (const args_flag *f = SUBMIT_FLAGS; f->name && n + 1 < 96; f++)
             flags[n++] = *f;
     }
-    int code = cli_args(&a, ctx, "submit",
-                        "submit NAME --lang L --bucket-name B [--epochs N --model-dir D ...] [-- TRAINER ARGS]", flags,
-                        1, argc, argv);
+    static const cli_command CMD = {
+        "submit", "submit NAME --lang L --bucket-name B [--epochs N --model-dir D ...] [-- TRAINER ARGS]", flags, 1};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     cluster c = {0};

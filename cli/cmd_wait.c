@@ -15,11 +15,12 @@ static const args_flag WAIT_FLAGS[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-int cmd_wait(const cli_ctx *ctx, int argc, char **argv)
+int cmd_wait(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
-    int code = cli_args(&a, ctx, "wait", "wait NAME [--timeout 30m]  (exit 0: the run succeeded, 1: failed, 2: failed "
-                                         "for bad input, 3: timed out)", WAIT_FLAGS, 1, argc, argv);
+    static const cli_command CMD = {"wait", "wait NAME [--timeout 30m]  (exit 0: the run succeeded, 1: failed, 2: failed "
+                                         "for bad input, 3: timed out)", WAIT_FLAGS, 1};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     cluster c = {0};
@@ -59,10 +60,11 @@ static const args_flag RETRAIN_FLAGS[] = {
     {NULL, 0, NULL, NULL, 0},
 };
 
-int cmd_retrain(const cli_ctx *ctx, int argc, char **argv)
+int cmd_retrain(const cli_ctx *ctx, char **argv)
 {
     args_parsed a;
-    int code = cli_args(&a, ctx, "retrain", "retrain NAME [--follow]", RETRAIN_FLAGS, 1, argc, argv);
+    static const cli_command CMD = {"retrain", "retrain NAME [--follow]", RETRAIN_FLAGS, 1};
+    int code = cli_args(&a, ctx, &CMD, argv);
     if (code >= 0)
         return code;
     cluster c = {0};

@@ -34,20 +34,19 @@ int cli_fail(const cli_ctx *ctx, int rc)
     }
 }
 
-int cli_args(args_parsed *a, const cli_ctx *ctx, const char *cmd, const char *usage, const args_flag *flags,
-             int with_cluster, int argc, char **argv)
+int cli_args(args_parsed *a, const cli_ctx *ctx, const cli_command *cmd, char **argv)
 {
     static const args_flag none[] = {{NULL, 0, NULL, NULL, 0}};
-    const args_flag *tables[] = {flags ? flags : none, with_cluster ? cli_cluster_flags : NULL, NULL};
+    const args_flag *tables[] = {cmd->flags ? cmd->flags : none, cmd->cluster ? cli_cluster_flags : NULL, NULL};
     char name[64];
-    snprintf(name, sizeof name, "%s %s", ctx->prog, cmd);
-    if (args_parse(a, tables, name, argc, argv) < 0) {
+    snprintf(name, sizeof name, "%s %s", ctx->prog, cmd->name);
+    if (args_parse(a, tables, name, argv) < 0) {
         fprintf(ctx->err, "%s\n", err_msg()); /* it names the command already */
         return CLI_BAD_INPUT;
     }
     if (a->help) {
         char *flag_help = args_help(tables);
-        fprintf(ctx->out, "Usage: %s %s\n\nFlags:\n%s  -h, --help                     this help\n", ctx->prog, usage,
+        fprintf(ctx->out, "Usage: %s %s\n\nFlags:\n%s  -h, --help                     this help\n", ctx->prog, cmd->usage,
                 flag_help ? flag_help : "");
         free(flag_help);
         args_dispose(a);
@@ -96,7 +95,7 @@ int cli_print_object(const cli_ctx *ctx, const json_t *v, const char *format)
 
 typedef struct {
     const char *name;
-    int (*fn)(const cli_ctx *, int, char **);
+    int (*fn)(const cli_ctx *, char **);
     const char *summary;
 } command;
 
@@ -187,7 +186,7 @@ int main(int argc, char **argv)
         return completion(&ctx, argc - 1, argv + 1);
     for (const command *c = COMMANDS; c->name; c++)
         if (!strcmp(sub, c->name))
-            return c->fn(&ctx, argc - 2, argv + 2);
+            return c->fn(&ctx, argv + 2);
     fprintf(stderr, "%s: unknown command \"%s\" (%s --help lists the commands)\n", ctx.prog, sub, ctx.prog);
     return CLI_BAD_INPUT;
 }

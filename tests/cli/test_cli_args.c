@@ -23,13 +23,14 @@ static const char *parse(args_parsed *a, const char *line)
     char *argv[32];
     int argc = 0;
     snprintf(buf, sizeof buf, "%s", line);
-    for (char *t = buf; *t && argc < 32;) {
+    for (char *t = buf; *t && argc < 31;) {
         argv[argc++] = t;
         t += strcspn(t, " ");
         if (*t)
             *t++ = '\0';
     }
-    if (args_parse(a, TABLES, "kubefit x", argc, argv) < 0) {
+    argv[argc] = NULL;
+    if (args_parse(a, TABLES, "kubefit x", argv) < 0) {
         snprintf(msg, sizeof msg, "%s", err_msg());
         return msg;
     }

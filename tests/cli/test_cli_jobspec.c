@@ -15,7 +15,7 @@ static const char *build(const char *line)
     char buf[1024], *argv[64];
     int argc = 0;
     snprintf(buf, sizeof buf, "%s", line);
-    for (char *t = buf; *t && argc < 64;) {
+    for (char *t = buf; *t && argc < 63;) {
         argv[argc++] = t;
         t += strcspn(t, " ");
         if (*t)
@@ -27,7 +27,8 @@ static const char *build(const char *line)
     const args_flag *tables[] = {jobspec_flags(), NULL};
     args_parsed a;
     json_t *job = NULL;
-    if (args_parse(&a, tables, "kubefit submit", argc, argv) < 0 || jobspec_build(&job, &a, "j", "ns") < 0) {
+    argv[argc] = NULL;
+    if (args_parse(&a, tables, "kubefit submit", argv) < 0 || jobspec_build(&job, &a, "j", "ns") < 0) {
         snprintf(out, sizeof out, "ERR: %s", err_msg());
         args_dispose(&a);
         return out;
