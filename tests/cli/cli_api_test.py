@@ -206,6 +206,14 @@ def main():
         rc, out, err = kubefit("predict", "kw", "-n", NS, "-o", "json", stdin="a red cat\n")
         check(rc == 0 and json.loads(out.splitlines()[0]).get("text") == "a red cat", f"predict from stdin: {out!r}")
 
+        # The object as the API server returns it is a manifest kubefit reads back (install.md's
+        # "fetching the model": predict -f on a copy of the bucket).
+        rc, out, err = kubefit("get", "kw", "-n", NS, "-o", "yaml")
+        with open(f"{tmp}/kw.yaml", "w") as f:
+            f.write(out)
+        rc, out, err = kubefit("predict", "-f", f"{tmp}/kw.yaml", "a red apple")
+        check(rc == 0 and out.startswith("a red apple\n  ->"), f"predict -f on get -o yaml: rc {rc}: {out!r} {err}")
+
         # retrain: a new run with the same spec, followed to its end.
         rc, out, err = kubefit("retrain", "kw", "-n", NS, "--follow", "--timeout", "150s")
         check(rc == 0 and out.startswith("trainingjob.kubefit.dev/kw: retrain requested (kubefit.dev/retrain=")
