@@ -192,8 +192,8 @@ class Side:
         if self.name == "kubefit":
             subprocess.run(kc + ["apply", "-f", os.environ.get("BENCH_CRD") or os.path.join(ROOT, "crds", "trainingjob.yaml")], check=True,
                            capture_output=True, env=env)
-            subprocess.run(kc + ["wait", "--for", "condition=Established", "crd/trainingjobs.kubefit.dev"],
-                           check=True, capture_output=True, env=env)
+            subprocess.run([os.path.join(CLUSTER, "crd-established"), "trainingjobs.kubefit.dev", "60"],
+                           check=True, capture_output=True, env=dict(env, KUBECONFIG=self.env["KUBECONFIG"]))
         self.api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                           "metadata": {"name": NS}})
 

@@ -18,7 +18,7 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { checks=$((checks + 1)); }
 
 "${kc[@]}" apply -f "$root/crds/trainingjob.yaml" >/dev/null
-"${kc[@]}" wait --for condition=established --timeout=60s crd/trainingjobs.kubefit.dev >/dev/null
+"$root/tests/cluster/crd-established" trainingjobs.kubefit.dev 60
 for _ in $(seq 1 50); do "${kc[@]}" get tj -o name >/dev/null 2>&1 && break; sleep 0.2; done
 
 ngood=0

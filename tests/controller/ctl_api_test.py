@@ -130,7 +130,8 @@ class Env:
         self.plan_file = os.path.join(self.dir, "plan.json")
         self.set_plan({"default": {"outcome": "succeed"}})
         kubectl("apply", "-f", os.environ.get("KUBEFIT_CRD") or os.path.join(SRC, "crds", "trainingjob.yaml"))
-        kubectl("wait", "--for", "condition=Established", "crd/trainingjobs.kubefit.dev", "--timeout=30s")
+        subprocess.run([os.path.join(SRC, "tests", "cluster", "crd-established"), "trainingjobs.kubefit.dev", "30"],
+                       check=True)
         try:
             self.kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                               "metadata": {"name": self.ns}})

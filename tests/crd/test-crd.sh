@@ -20,7 +20,7 @@ py=python3
 
 # -- 1. the CRD ------------------------------------------------------------------------------
 "${kc[@]}" apply -f "$root/crds/trainingjob.yaml" >/dev/null
-"${kc[@]}" wait --for condition=established --timeout=60s crd/trainingjobs.kubefit.dev >/dev/null
+"$root/tests/cluster/crd-established" trainingjobs.kubefit.dev 60
 ok
 # Discovery can lag the Established condition by a moment.
 for _ in $(seq 1 50); do "${kc[@]}" get tj -o name >/dev/null 2>&1 && break; sleep 0.2; done
