@@ -42,7 +42,7 @@ ingest *ingest_new(const ingest_options *opt)
     }
     g->opt = *opt;
     if (g->opt.rate_per_s <= 0)
-        g->opt.rate_per_s = 1;
+        g->opt.rate_per_s = 0.2;
     if (g->opt.burst <= 0)
         g->opt.burst = 5;
     g->audience = strdup(opt->audience && *opt->audience ? opt->audience : INGEST_DEFAULT_AUDIENCE);

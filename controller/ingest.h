@@ -28,7 +28,7 @@ typedef struct {
     review *review;        /* borrowed */
     informer *jobs, *pods; /* borrowed: the controller's caches */
     const char *audience;  /* NULL: CONTRACT_PROGRESS_AUDIENCE ("kubefit") */
-    double rate_per_s;     /* per job; 0: 1 */
+    double rate_per_s;     /* per job; 0: 0.2 (each accepted report is one status write) */
     int burst;             /* 0: 5 */
 } ingest_options;
 

@@ -41,7 +41,7 @@ static const char USAGE[] =
     "  --console=BOOL             serve the browser console at / (default true)\n"
     "  --console-anonymous=BOOL   console readable without a token, read-only (default false;\n"
     "                             for kubectl port-forward use only)\n"
-    "  --progress-rate R          progress reports a second per job (default 1)\n"
+    "  --progress-rate R          progress reports a second per job (default 0.2: one in 5 s)\n"
     "  --progress-burst N         reports a job may send at once above that rate (default 5)\n"
     "  --http-workers N           threads that answer API-backed requests (default 4)\n"
     "  --kube-api-qps Q           requests a second to the API server, on average (default 50; 0: no limit)\n"
@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     double pod_start = 300, api_qps = 50, api_burst = 100;
     double watch_timeout = 300;
     int leader_elect = 1, console = 1, console_anon = 0;
-    double progress_rate = 1, progress_burst = 5, http_workers = 4;
+    double progress_rate = 0.2, progress_burst = 5, http_workers = 4;
     static const struct option opts[] = {
         {"kubeconfig", required_argument, 0, OPT_KUBECONFIG}, {"context", required_argument, 0, OPT_CONTEXT},
         {"namespace", required_argument, 0, OPT_NAMESPACE}, {"workers", required_argument, 0, OPT_WORKERS},

@@ -16,7 +16,7 @@ typedef struct {
     kube_client *kube;          /* borrowed */
     const char *listen;         /* "ADDR:PORT" (httpd.h); NULL: ":8080" */
     const char *progress_audience; /* audience of the trainers' tokens; NULL: "kubefit" */
-    double progress_rate;       /* reports a second per job; 0: 1 */
+    double progress_rate;       /* reports a second per job; 0: 0.2 */
     int progress_burst;         /* 0: 5 */
     int console;                /* serve the console */
     int console_anonymous;      /* read-only console without a token (port-forward use) */

@@ -139,7 +139,7 @@ def main():
         viewer = docs_viewer(env)
         check(viewer and viewer.count(".") == 2, "docs/console.md's kubectl commands made a viewer and its token")
         nobody = user_token(env, "nobody")
-        ctl = env.controller()
+        ctl = env.controller(extra=["--progress-rate", "1"])  # a report a second: a 30 s run moves visibly
         bucket = start_training(env)
         port = ctl.port
         env.wait_phase(JOB, "Running", 60)

@@ -91,7 +91,7 @@ def no_tokens_in(ctl, tokens):
 # ---------------------------------------------------------------------------------------------
 
 def scenario_auth(env):
-    ctl = env.controller()
+    ctl = env.controller(extra=["--progress-rate", "1", "--progress-burst", "5"])
     env.set_plan({"default": {"outcome": "run"}})
     env.job("p")
     env.job("q")
@@ -192,9 +192,10 @@ def scenario_auth(env):
 
 
 def scenario_replicas(env):
-    a = env.controller("ctl-a")
+    rate = ["--progress-rate", "10"]
+    a = env.controller("ctl-a", extra=rate)
     wait_for(lambda: a.metric("kubefit_leader") == 1, 10, "ctl-a leads")
-    b = env.controller("ctl-b")
+    b = env.controller("ctl-b", extra=rate)
     time.sleep(0.5)
     check(b.metric("kubefit_leader") == 0, "ctl-b stands by")
     env.set_plan({"default": {"outcome": "run"}})
@@ -218,7 +219,7 @@ def scenario_replicas(env):
 
 
 def scenario_restart(env):
-    ctl = env.controller(extra=["--resync", "1"])
+    ctl = env.controller(extra=["--resync", "1", "--progress-rate", "10"])
     env.set_plan({"default": {"outcome": "run"}})
     env.job("r")
     env.wait_phase("r", "Running")
@@ -229,7 +230,7 @@ def scenario_restart(env):
                       5, "progress in status")
     check(ctl.stop() == 0, "controller stopped")
     check(env.status("r").get("progress") == before, "status.progress intact while no controller runs")
-    ctl2 = env.controller("ctl2", extra=["--resync", "1"])
+    ctl2 = env.controller("ctl2", extra=["--resync", "1", "--progress-rate", "10"])
     wait_for(lambda: (ctl2.metric("kubefit_reconcile_total") or 0) >= 3, 15, "the new controller reconciles")
     check(env.status("r").get("progress") == before, f"status.progress intact after the restart: "
                                                       f"{env.status('r').get('progress')}")

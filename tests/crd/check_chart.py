@@ -58,7 +58,7 @@ if dep["spec"]["replicas"] != 2:
 c = dep["spec"]["template"]["spec"]["containers"][0]
 args = c["args"]
 for a in ("--leader-elect=true", "--lease-namespace=kubefit-system", "--listen=:8080", "--console=true",
-          "--console-anonymous=false", "--progress-rate=1", "--progress-burst=5",
+          "--console-anonymous=false", "--progress-rate=0.2", "--progress-burst=5",
           "--default-image=ghcr.io/kubefit/kubefit-trainer:0.1.0",
           "--progress-url=http://kf-kubefit.kubefit-system.svc:8080"):
     if a not in args:
