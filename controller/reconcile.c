@@ -225,18 +225,20 @@ static int pod_finished(const json_t *pod) { return reconcile_phase_finished(pod
 
 static const char *pod_name(const json_t *pod) { return str(json_object_get(pod, "metadata"), "name"); }
 
-/* The trainer container's terminated state, or NULL. */
-static const json_t *terminated_state(const json_t *pod)
+/* The trainer container's state of this kind ("terminated", "waiting"), or NULL. */
+static const json_t *container_state(const json_t *pod, const char *kind)
 {
     size_t i;
     json_t *cs;
     json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, cs) {
         const char *n = str(cs, "name");
         if (n && strcmp(n, RECONCILE_CONTAINER) == 0)
-            return json_object_get(json_object_get(cs, "state"), "terminated");
+            return json_object_get(json_object_get(cs, "state"), kind);
     }
     return NULL;
 }
+
+static const json_t *terminated_state(const json_t *pod) { return container_state(pod, "terminated"); }
 
 /* Preempted, evicted or stopped by a node shutdown: not the trainer's fault. */
 static int pod_disrupted(const json_t *pod)
@@ -489,18 +491,6 @@ static int in_list(const char *const *list, const char *s)
     return 0;
 }
 
-/* The trainer container's waiting state, or NULL. */
-static const json_t *waiting_state(const json_t *pod)
-{
-    size_t i;
-    json_t *cs;
-    json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, cs) {
-        const char *n = str(cs, "name");
-        if (n && strcmp(n, RECONCILE_CONTAINER) == 0)
-            return json_object_get(json_object_get(cs, "state"), "waiting");
-    }
-    return NULL;
-}
 
 /* The Pod's PodScheduled=False condition when the scheduler could not place it, or NULL. */
 static const json_t *unschedulable(const json_t *pod)
@@ -530,7 +520,7 @@ static void report_waiting(ctx *c, const char *reason, const char *message)
  * cfg->pod_start_timeout_s (at once when no wait can fix it). */
 static void handle_pending(ctx *c, const json_t *pod, int attempt)
 {
-    const json_t *waiting = waiting_state(pod), *unsched = unschedulable(pod);
+    const json_t *waiting = container_state(pod, "waiting"), *unsched = unschedulable(pod);
     const char *reason = str(waiting, "reason"), *cur = str(c->st, "phase");
     if (in_list(STUCK_REASONS, reason)) {
         const char *why = str(waiting, "message");

@@ -75,27 +75,20 @@ static const char *sget(const json_t *o, const char *path)
 
 static json_int_t iget(const json_t *o, const char *key) { return json_integer_value(json_object_get(o, key)); }
 
-static const char *cond(const json_t *st, const char *type)
+/* A field ("status", "reason") of the condition of this type, or NULL. */
+static const char *cond_field(const json_t *st, const char *type, const char *field)
 {
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(st, "conditions"), i, c) {
         if (!strcmp(json_string_value(json_object_get(c, "type")), type))
-            return json_string_value(json_object_get(c, "status"));
+            return json_string_value(json_object_get(c, field));
     }
     return NULL;
 }
 
-static const char *cond_reason(const json_t *st, const char *type)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(st, "conditions"), i, c) {
-        if (!strcmp(json_string_value(json_object_get(c, "type")), type))
-            return json_string_value(json_object_get(c, "reason"));
-    }
-    return NULL;
-}
+static const char *cond(const json_t *st, const char *type) { return cond_field(st, type, "status"); }
+
 
 static int has_arg_pair(const json_t *pod, const char *flag, const char *value)
 {
@@ -636,7 +629,7 @@ static void test_one_status_write(void)
     pods = json_pack("[O]", pod);
     CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 3));
     CHECK_EQ_STR("PodPending", sget(r.status, "reason"));
-    CHECK_EQ_STR("Pending", cond_reason(r.status, "Running"));
+    CHECK_EQ_STR("Pending", cond_field(r.status, "Running", "reason"));
     reconcile_result_dispose(&r);
     json_decref(pods), json_decref(pod), json_decref(created), json_decref(job);
 }
