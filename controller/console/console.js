@@ -231,16 +231,21 @@
       h("td", { class: "num", text: fmtNum((j.metrics || {}).accuracy ?? (j.metrics || {}).subsetAccuracy) }),
       h("td", { class: "num", text: age(j.creationTimestamp) }))) :
       h("tr", {}, h("td", { class: "empty", colspan: 8, text: "No TrainingJobs here yet." })));
-    const focus = document.activeElement && document.activeElement.id;
+    const count = rows.length + " shown · updates live";
+    const table = $("jobs");
+    if (table) { // only the rows change: the filters keep what is being typed
+      table.tBodies[0].replaceWith(body);
+      $("jobs-count").textContent = count;
+      return;
+    }
     main().replaceChildren(
       h("h1", { text: "Training jobs" }),
-      h("div", { class: "sub", text: rows.length + " shown · updates live" }),
+      h("div", { class: "sub", id: "jobs-count", text: count }),
       jobsFilters(),
       h("div", { class: "card" }, h("table", { id: "jobs" },
         h("thead", {}, h("tr", {}, ["Namespace", "Name", "Language", "Phase", "Progress"].map((t) => h("th", { text: t })),
           h("th", { class: "num", text: "Micro-F1" }), h("th", { class: "num", text: "Accuracy" }), h("th", { class: "num", text: "Age" }))),
         body)));
-    if (focus && $(focus)) $(focus).focus();
   }
   function showForbidden(msg) {
     const box = h("div", { class: "error", id: "forbidden" }, h("strong", { text: "Forbidden (403). " }),

@@ -166,6 +166,16 @@ def main():
         st_now = b.js("return window.kubefit.stats")
         check(st_now["jobUpdates"] > updates0, f"pushed over the WebSocket ({updates0} -> {st_now})")
         check("live" == b.js("return document.getElementById('live').textContent"), "the page shows the feed live")
+        # Filters: by phase, then by namespace (the namespace one narrows the feed too).
+        b.js("const s = document.getElementById('f-phase'); s.value = 'Failed'; s.dispatchEvent(new Event('change'))")
+        check(b.js(f"return !document.querySelector('{row}') && document.querySelector('#jobs .empty') !== null"),
+              "the phase filter hides a running job from 'Failed'")
+        b.js("const s = document.getElementById('f-phase'); s.value = 'Running'; s.dispatchEvent(new Event('change'))")
+        check(b.js(f"return document.querySelector('{row}') !== null"), "and shows it under 'Running'")
+        b.js("const s = document.getElementById('f-phase'); s.value = ''; s.dispatchEvent(new Event('change'))")
+        b.js(f"const i = document.getElementById('f-namespace'); i.value = '{env.ns}'; i.dispatchEvent(new Event('change'))")
+        b.wait_js(f"return window.kubefit.stats.snapshots >= 2 && document.querySelector('{row}')", 20,
+                  "a snapshot for the namespace")
         b.screenshot("console-jobs.png")
 
         # The job page: its loss curve grows while the trainer runs.
