@@ -13,8 +13,8 @@
  *
  * Differences, by design: there is no image (the local kubefit-trainer runs, or spec.command
  * from $PATH), a run's number is the next free one in the output folder (a cluster counts runs
- * in status), spec.schedule and spec.suspend are refused (a local run is one run, now), and
- * --device can override what spec.resources.gpus asks for (a laptop has no GPU). */
+ * in status), spec.schedule is ignored (a local run is one run, now) and spec.suspend: true is
+ * refused, and --device can override what spec.resources.gpus asks for (a laptop has no GPU). */
 #ifndef KUBEFIT_LOCALRUN_H
 #define KUBEFIT_LOCALRUN_H
 
