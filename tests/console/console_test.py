@@ -100,8 +100,8 @@ def start_training(env):
     pki = os.path.join(os.environ["KUBE_CLUSTER_DIR"], "pki")
     env.agent.serve_logs(os.path.join(pki, "apiserver.crt"), os.path.join(pki, "apiserver.key"))
     env.set_plan({"default": {"outcome": "exec"}})
-    # About 30 s of training on one thread: long enough to watch it move.
-    env.job(JOB, language="en", epochs=int(os.environ.get("KUBEFIT_CONSOLE_EPOCHS", "8")), batchSize=32,
+    # About 45 s of training on one thread here: long enough to watch it move.
+    env.job(JOB, language="en", epochs=int(os.environ.get("KUBEFIT_CONSOLE_EPOCHS", "12")), batchSize=32,
             model={"embSize": 64, "hiddenSize": 128, "layers": 2},
             storage={"bucket": "file://" + bucket, "modelDir": "models"}, resources={"gpus": 0},
             args=["--bptt", "32", "--max-vocab", "2000", "--threads", "1", "--lm-epochs", "2"])
