@@ -298,6 +298,8 @@
     groups.forEach(([, pts], i) => {
       const d = pts.map(([p, y], k) => (k ? "L" : "M") + X(xOf(p)).toFixed(1) + " " + Y(y).toFixed(1)).join(" ");
       add("path", { class: "series s" + (i % 4), d, "data-points": pts.length });
+      const [lp, ly] = pts[pts.length - 1]; // the newest point, visible even when it is the only one
+      add("circle", { class: "s" + (i % 4), cx: X(xOf(lp)).toFixed(1), cy: Y(ly).toFixed(1), r: 3, fill: "currentColor" });
     });
     return h("div", { class: "card chart", id },
       h("h2", {}, title, h("span", { class: "muted", text: "  " + yLabel })),
