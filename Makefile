@@ -32,11 +32,15 @@ build-fuzz: setup
 	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 
 # Every label: unit under sanitizers, the fuzz seed replays with libFuzzer, the rest (reference,
-# storage, apiserver, e2e, gpu) in release.
+# storage, apiserver, gpu) in release, then e2e: images built from the Dockerfiles, run on a
+# one-machine cluster (hack/dev-cluster; docs/e2e.md). Its scenarios mostly wait on the cluster, so
+# they run E2E_JOBS at a time (the controller-restart one alone).
+E2E_JOBS ?= 3
 test: build build-asan build-fuzz data
 	ctest --test-dir build-asan -L unit --output-on-failure -j $(JOBS)
 	ctest --test-dir build-fuzz -L fuzz --output-on-failure
-	ctest --test-dir build -LE unit --output-on-failure
+	ctest --test-dir build -LE 'unit|e2e' --output-on-failure
+	ctest --test-dir build -L e2e --output-on-failure -j $(E2E_JOBS)
 
 # The newcomer's path: only what the demo needs - the Debian packages of the build, the kubefit
 # and kubefit-trainer targets (CPU only: the demo trains on the CPU, and a GPU machine's CUDA build
