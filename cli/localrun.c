@@ -234,6 +234,15 @@ int localrun_find_trainer(char **out, const char *explicit_path)
 
 /* ---- one local "Pod" ---- */
 
+/* The last progress line into status.progress, as the controller's progress ingest writes it
+ * (reconcile keeps what is there). */
+static void fold_progress(json_t *job, const json_t *progress)
+{
+    json_t *st = json_object_get(job, "status");
+    if (json_is_object(st) && json_is_object(progress))
+        json_object_set_new(st, "progress", json_deep_copy(progress));
+}
+
 typedef struct {
     const localrun_opts *o;
     char *trainer;
@@ -671,14 +680,9 @@ int localrun(localrun_result *out, const localrun_opts *o)
     reconcile_config cfg = {.backoff_base_s = o->retry_backoff_s > 0 ? o->retry_backoff_s : 10};
     for (int step = 0; step < 10000 && !interrupted; step++) {
         reconcile_result r;
-        json_t *progress = NULL;
-        if (L.progress) {
-            progress = json_deep_copy(L.progress);
-            json_object_set_new(progress, "run", json_integer(run));
-        }
-        reconcile_input in = {.job = job, .pods = pods, .progress = progress, .now = kube_now(), .cfg = &cfg};
+        fold_progress(job, L.progress);
+        reconcile_input in = {.job = job, .pods = pods, .now = kube_now(), .cfg = &cfg};
         rc = reconcile(&r, &in);
-        json_decref(progress);
         if (rc < 0)
             break;
         if (r.status)
@@ -693,14 +697,11 @@ int localrun(localrun_result *out, const localrun_opts *o)
             rc = run_pod(&L, r.create_pod, &st);
             if (rc == 0) {
                 reconcile_result mid;
-                json_t *p = L.progress ? json_deep_copy(L.progress) : NULL;
-                if (p)
-                    json_object_set_new(p, "run", json_integer(run));
-                reconcile_input in2 = {.job = job, .pods = pods, .progress = p, .now = kube_now(), .cfg = &cfg};
+                fold_progress(job, L.progress);
+                reconcile_input in2 = {.job = job, .pods = pods, .now = kube_now(), .cfg = &cfg};
                 if (reconcile(&mid, &in2) == 0 && mid.status)
                     json_object_set(job, "status", mid.status);
                 reconcile_result_dispose(&mid);
-                json_decref(p);
                 json_object_set_new(pod, "status", st);
             }
             json_decref(pod);

@@ -54,13 +54,18 @@ static void requeue(ctx *c, double after)
         c->out->requeue_after = after;
 }
 
-/* metav1.Condition upsert: lastTransitionTime changes only when status does. */
 static void set_condition(ctx *c, const char *type, int status, const char *reason, const char *message)
 {
-    json_t *conds = json_object_get(c->st, "conditions");
+    reconcile_condition_set(c->st, type, status, reason, message, c->now_s, c->generation);
+}
+
+void reconcile_condition_set(json_t *st, const char *type, int status, const char *reason, const char *message,
+                             const char *now, json_int_t generation)
+{
+    json_t *conds = json_object_get(st, "conditions");
     if (!json_is_array(conds)) {
         conds = json_array();
-        json_object_set_new(c->st, "conditions", conds);
+        json_object_set_new(st, "conditions", conds);
     }
     const char *sv = status ? "True" : "False";
     json_t *cond = NULL;
@@ -80,11 +85,11 @@ static void set_condition(ctx *c, const char *type, int status, const char *reas
     }
     const char *old = str(cond, "status");
     if (!old || strcmp(old, sv) != 0 || !has(cond, "lastTransitionTime"))
-        json_object_set_new(cond, "lastTransitionTime", json_string(c->now_s));
+        json_object_set_new(cond, "lastTransitionTime", json_string(now));
     json_object_set_new(cond, "status", json_string(sv));
     json_object_set_new(cond, "reason", json_string(reason));
     json_object_set_new(cond, "message", json_string(message ? message : ""));
-    json_object_set_new(cond, "observedGeneration", json_integer(c->generation));
+    json_object_set_new(cond, "observedGeneration", json_integer(generation));
 }
 
 /* Whether condition type currently has this reason. */
@@ -562,13 +567,7 @@ static void handle_pod(ctx *c, const json_t *pod, int attempt)
             json_object_set_new(c->st, "startTime", json_string(c->now_s));
         set_phase(c, "Running", "PodRunning", NULL);
         set_condition(c, "Running", 1, "PodRunning", pod_name(pod));
-        const json_t *p = c->in->progress;
-        if (json_is_object(p) && num(p, "run", -1) == run) {
-            json_t *copy = json_deep_copy(p);
-            json_object_del(copy, "run");
-            json_object_set_new(c->st, "progress", copy);
-        }
-        sync_run_record(c);
+        sync_run_record(c); /* status.progress is written by the progress ingest (ingest.c) */
     } else if (ph && strcmp(ph, "Succeeded") == 0) {
         const json_t *term = terminated_state(pod);
         double finished = c->in->now;

@@ -31,7 +31,6 @@ typedef struct {
 typedef struct {
     const json_t *job;      /* the TrainingJob */
     const json_t *pods;     /* array: Pods labelled kubefit.dev/job=<name> in its namespace */
-    const json_t *progress; /* last progress report {"run":N,...} for this job, or NULL */
     double now;             /* seconds since the epoch */
     const reconcile_config *cfg;
     const char *pod_error;  /* the API server refused the Pod this reconcile would create (422) */
@@ -49,6 +48,11 @@ typedef struct {
 /* What reconcile reads of a Pod (metadata, phase, conditions, container states), as a new
  * object: what the controller's Pod cache keeps. NULL when out of memory. */
 json_t *reconcile_trim_pod(json_t *pod);
+
+/* metav1.Condition upsert into status st's conditions[]: lastTransitionTime (now) changes only
+ * when status does. For serving.c, which writes its own conditions. */
+void reconcile_condition_set(json_t *st, const char *type, int status, const char *reason, const char *message,
+                             const char *now, json_int_t generation);
 
 /* Whether a job (or Pod) phase is final: Succeeded or Failed. */
 int reconcile_phase_finished(const char *phase);

@@ -50,10 +50,10 @@ static void terminate(json_t *pod, int code, const char *message, const char *fi
                         json_pack("[{s:s,s:{s:o}}]", "name", "trainer", "state", "terminated", term));
 }
 
-static int run(reconcile_result *r, const json_t *job, const json_t *pods, const json_t *progress, double now)
+static int run(reconcile_result *r, const json_t *job, const json_t *pods, double now)
 {
     json_t *empty = json_array();
-    reconcile_input in = {.job = job, .pods = pods ? pods : empty, .progress = progress, .now = now, .cfg = &CFG};
+    reconcile_input in = {.job = job, .pods = pods ? pods : empty, .now = now, .cfg = &CFG};
     int rc = reconcile(r, &in);
     json_decref(empty);
     return rc;
@@ -119,7 +119,7 @@ static void test_first_visit_and_pod(void)
     json_t *job = job_new("{\"batchSize\":32,\"learningRate\":\"2e-3\",\"env\":[{\"name\":\"A\",\"value\":\"b\"}],"
                           "\"args\":[\"--seed\",\"7\"]}");
     reconcile_result r;
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK(r.status != NULL);
     CHECK_EQ_STR("Pending", sget(r.status, "phase"));
     CHECK_EQ_INT(1, iget(r.status, "currentRun"));
@@ -183,10 +183,10 @@ static void test_first_visit_and_pod(void)
     adopt(job, &r);
     json_t *pods = json_pack("[o]", pod_of(r.create_pod, "Pending"));
     reconcile_result r2, r3;
-    CHECK_EQ_INT(0, run(&r2, job, pods, NULL, T0 + 1));
+    CHECK_EQ_INT(0, run(&r2, job, pods, T0 + 1));
     CHECK(r2.create_pod == NULL);
     adopt(job, &r2);
-    CHECK_EQ_INT(0, run(&r3, job, pods, NULL, T0 + 2));
+    CHECK_EQ_INT(0, run(&r3, job, pods, T0 + 2));
     CHECK(r3.status == NULL);
     CHECK(r3.create_pod == NULL);
     CHECK_EQ_INT(0, json_array_size(r3.delete_pods));
@@ -194,7 +194,7 @@ static void test_first_visit_and_pod(void)
 
     /* The Pod is not in the cache (deleted, or not seen yet): the same name is created again. */
     reconcile_result r4;
-    CHECK_EQ_INT(0, run(&r4, job, NULL, NULL, T0 + 3));
+    CHECK_EQ_INT(0, run(&r4, job, NULL, T0 + 3));
     CHECK_EQ_STR("tj-1-1", sget(r4.create_pod, "metadata.name"));
     reconcile_result_dispose(&r), reconcile_result_dispose(&r2), reconcile_result_dispose(&r3);
     reconcile_result_dispose(&r4);
@@ -207,7 +207,7 @@ static json_t *started(const char *spec_extra, json_t **pod)
 {
     json_t *job = job_new(spec_extra);
     reconcile_result r;
-    run(&r, job, NULL, NULL, T0);
+    run(&r, job, NULL, T0);
     adopt(job, &r);
     *pod = json_incref(r.create_pod);
     reconcile_result_dispose(&r);
@@ -218,19 +218,17 @@ static void test_running_and_success(void)
 {
     json_t *created, *job = started(NULL, &created);
     json_t *pod = pod_of(created, "Running"), *pods = json_pack("[O]", pod);
-    json_t *progress = json_pack("{s:i,s:s,s:i,s:f}", "run", 1, "stage", "classifier", "epoch", 3, "percent", 30.0);
     reconcile_result r;
-    CHECK_EQ_INT(0, run(&r, job, pods, progress, T0 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 5));
     CHECK_EQ_STR("Running", sget(r.status, "phase"));
     CHECK_EQ_STR("True", cond(r.status, "Running"));
     CHECK(sget(r.status, "startTime") != NULL);
-    CHECK_EQ_STR("classifier", sget(r.status, "progress.stage"));
-    CHECK(json_object_get(json_object_get(r.status, "progress"), "run") == NULL);
     adopt(job, &r);
     reconcile_result_dispose(&r);
-    /* Progress from another run is ignored. */
-    json_t *other = json_pack("{s:i,s:s}", "run", 7, "stage", "pretrain");
-    CHECK_EQ_INT(0, run(&r, job, pods, other, T0 + 6));
+    /* status.progress is the progress ingest's to write (controller/ingest.c): reconcile keeps it. */
+    json_object_set_new(json_object_get(job, "status"), "progress",
+                        json_pack("{s:s,s:i,s:f}", "stage", "classifier", "epoch", 3, "percent", 30.0));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 6));
     CHECK(r.status == NULL);
     reconcile_result_dispose(&r);
 
@@ -243,7 +241,7 @@ static void test_running_and_success(void)
               "\"modelURI\":\"gs://b/models/fr/tj/1/model.safetensors\",\"metricsURI\":\"gs://b/models/fr/tj/1/metrics.json\","
               "\"trainSeconds\":812.4}",
               "2026-09-21T10:00:00Z");
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 20));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 20));
     CHECK_EQ_STR("Succeeded", sget(r.status, "phase"));
     CHECK_EQ_STR("True", cond(r.status, "Succeeded"));
     CHECK_EQ_STR("False", cond(r.status, "Running"));
@@ -263,10 +261,10 @@ static void test_running_and_success(void)
     adopt(job, &r);
     reconcile_result_dispose(&r);
     /* Finished and no TTL: nothing more to do, ever. */
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 1000));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 1000));
     CHECK(r.status == NULL && r.create_pod == NULL && !r.delete_job && r.requeue_after == 0);
     reconcile_result_dispose(&r);
-    json_decref(progress), json_decref(other), json_decref(pod), json_decref(pods), json_decref(created);
+    json_decref(pod), json_decref(pods), json_decref(created);
     json_decref(job);
 }
 
@@ -279,7 +277,7 @@ static void test_failures_and_retries(void)
     terminate(pod, 1, "{\"version\":1,\"phase\":\"Failed\",\"reason\":\"Crash\",\"message\":\"segfault in lstm\"}", fin);
     reconcile_result r;
     /* First failure: counted, retry after backoff (10 s from finishedAt), no Pod yet. */
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 12));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 12));
     CHECK_EQ_INT(1, iget(r.status, "failures"));
     CHECK_EQ_STR("Pending", sget(r.status, "phase"));
     CHECK_EQ_STR("Retrying", sget(r.status, "reason"));
@@ -290,11 +288,11 @@ static void test_failures_and_retries(void)
     adopt(job, &r);
     reconcile_result_dispose(&r);
     /* Seen again before the time: not counted twice. */
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 15));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 15));
     CHECK(r.status == NULL && r.create_pod == NULL);
     reconcile_result_dispose(&r);
     /* After the backoff: attempt 2. */
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 21));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 21));
     CHECK_EQ_STR("tj-1-2", sget(r.create_pod, "metadata.name"));
     CHECK_EQ_INT(2, iget(r.status, "attempts"));
     CHECK_EQ_INT(1, iget(r.status, "failures"));
@@ -307,7 +305,7 @@ static void test_failures_and_retries(void)
                                   "PreemptionByScheduler"));
     terminate(pod2, 137, NULL, fin);
     json_array_append(pods, pod2);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 30));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 30));
     CHECK_EQ_INT(1, iget(r.status, "failures"));
     CHECK_EQ_INT(3, iget(r.status, "attempts"));
     CHECK_EQ_STR("tj-1-3", sget(r.create_pod, "metadata.name"));
@@ -318,7 +316,7 @@ static void test_failures_and_retries(void)
     /* Attempt 3 fails: 2 failures > backoffLimit 1 -> Failed. */
     terminate(pod3, 3, "storage unavailable", fin);
     json_array_append(pods, pod3);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 40));
     CHECK_EQ_STR("Failed", sget(r.status, "phase"));
     CHECK_EQ_STR("BackoffLimitExceeded", sget(r.status, "reason"));
     CHECK_EQ_STR("True", cond(r.status, "Failed"));
@@ -333,14 +331,14 @@ static void test_failures_and_retries(void)
     pod = pod_of(created, "Failed");
     terminate(pod, 2, "{\"version\":1,\"phase\":\"Failed\",\"reason\":\"BadInput\",\"message\":\"train.csv: row 3: no label\"}", fin);
     pods = json_pack("[O]", pod);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 40));
     CHECK_EQ_STR("Failed", sget(r.status, "phase"));
     CHECK_EQ_STR("BadInput", sget(r.status, "reason"));
     CHECK(strstr(sget(r.status, "message"), "row 3: no label") != NULL);
     CHECK(r.create_pod == NULL);
     reconcile_result_dispose(&r);
     json_object_set_new(json_object_get(pod, "status"), "reason", json_string("Evicted"));
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 40));
     CHECK_EQ_INT(0, iget(r.status, "failures"));
     CHECK_EQ_STR("tj-1-2", sget(r.create_pod, "metadata.name"));
     reconcile_result_dispose(&r);
@@ -353,11 +351,11 @@ static void test_deadline_suspend_ttl(void)
     CHECK(json_integer_value(json_object_get(json_object_get(created, "spec"), "activeDeadlineSeconds")) >= 60);
     json_t *pods = json_pack("[o]", pod_of(created, "Running"));
     reconcile_result r;
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 30));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 30));
     CHECK_NEAR(30, r.requeue_after, 1, 0);
     adopt(job, &r);
     reconcile_result_dispose(&r);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 61));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 61));
     CHECK_EQ_STR("Failed", sget(r.status, "phase"));
     CHECK_EQ_STR("DeadlineExceeded", sget(r.status, "reason"));
     CHECK_EQ_INT(1, json_array_size(r.delete_pods));
@@ -370,7 +368,7 @@ static void test_deadline_suspend_ttl(void)
     pods = json_pack("[o]", pod_of(created, "Running"));
     json_object_set_new(json_object_get(job, "spec"), "suspend", json_true());
     json_object_set_new(json_object_get(job, "metadata"), "generation", json_integer(2));
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 5));
     CHECK_EQ_STR("Suspended", sget(r.status, "phase"));
     CHECK_EQ_STR("True", cond(r.status, "Suspended"));
     CHECK_EQ_INT(1, iget(r.status, "currentRun"));
@@ -382,7 +380,7 @@ static void test_deadline_suspend_ttl(void)
     json_object_set_new(json_object_get(job, "metadata"), "generation", json_integer(3));
     json_object_set_new(json_object_get(json_array_get(pods, 0), "metadata"), "deletionTimestamp",
                         json_string("2026-01-01T00:00:00Z"));
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 9));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 9));
     CHECK_EQ_STR("False", cond(r.status, "Suspended"));
     CHECK_EQ_INT(1, iget(r.status, "currentRun"));
     CHECK_EQ_STR("tj-1-2", sget(r.create_pod, "metadata.name"));
@@ -396,11 +394,11 @@ static void test_deadline_suspend_ttl(void)
     json_object_set_new(st, "phase", json_string("Succeeded"));
     char ts[32];
     json_object_set_new(st, "completionTime", json_string(kube_time_format(T0 + 100, 0, ts)));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 120));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0 + 120));
     CHECK(!r.delete_job);
     CHECK_NEAR(30, r.requeue_after, 0.01, 0);
     reconcile_result_dispose(&r);
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 151));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0 + 151));
     CHECK(r.delete_job);
     reconcile_result_dispose(&r);
     json_decref(created), json_decref(job);
@@ -414,7 +412,7 @@ static void test_new_runs(void)
     /* A spec change that matters (epochs) -> run 2; the running Pod of run 1 is deleted. */
     json_object_set_new(json_object_get(job, "spec"), "epochs", json_integer(20));
     json_object_set_new(json_object_get(job, "metadata"), "generation", json_integer(2));
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 5));
     CHECK_EQ_INT(2, iget(r.status, "currentRun"));
     CHECK_EQ_STR("tj-2-1", sget(r.create_pod, "metadata.name"));
     CHECK(has_arg_pair(r.create_pod, "--epochs", "20"));
@@ -425,13 +423,13 @@ static void test_new_runs(void)
     reconcile_result_dispose(&r);
     /* A change that does not (backoffLimit) -> same run. */
     json_object_set_new(json_object_get(job, "spec"), "backoffLimit", json_integer(5));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 6));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0 + 6));
     CHECK_EQ_INT(2, iget(r.status ? r.status : json_object_get(job, "status"), "currentRun"));
     CHECK(r.create_pod == NULL || !strcmp(sget(r.create_pod, "metadata.name"), "tj-2-1"));
     reconcile_result_dispose(&r);
     /* The retrain annotation -> run 3; history keeps the newest 2. */
     json_object_set_new(json_object_get(job, "metadata"), "annotations", json_pack("{s:s}", "kubefit.dev/retrain", "monday"));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 7));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0 + 7));
     CHECK_EQ_INT(3, iget(r.status, "currentRun"));
     CHECK_EQ_STR("monday", sget(r.status, "retrain"));
     CHECK_EQ_INT(2, json_array_size(json_object_get(r.status, "runs")));
@@ -443,11 +441,11 @@ static void test_new_runs(void)
     /* A schema that prunes status.specHash: the run's history entry still carries it. */
     job = started(NULL, &created);
     json_object_del(json_object_get(job, "status"), "specHash");
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 1));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0 + 1));
     CHECK(r.status == NULL || iget(r.status, "currentRun") == 1);
     reconcile_result_dispose(&r);
     json_object_set_new(json_object_get(job, "spec"), "epochs", json_integer(30));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0 + 2));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0 + 2));
     CHECK_EQ_INT(2, iget(r.status, "currentRun"));
     reconcile_result_dispose(&r);
     json_decref(created), json_decref(job);
@@ -467,7 +465,7 @@ static void test_odd_inputs(void)
                         "uid", json_string("someone-else"));
     json_object_set_new(json_object_get(json_object_get(foreign, "metadata"), "labels"), "kubefit.dev/attempt", json_string("9"));
     json_t *pods = json_pack("[o,o]", p2, foreign);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 5));
     CHECK(r.create_pod == NULL);
     CHECK_EQ_INT(2, iget(r.status, "attempts"));
     CHECK_EQ_STR("tj-1-2", sget(r.status, "podName"));
@@ -493,7 +491,7 @@ static void test_odd_inputs(void)
     /* Missing required fields: Failed with a clear message, no Pod. */
     job = job_new(NULL);
     json_object_del(json_object_get(job, "spec"), "language");
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK_EQ_STR("Failed", sget(r.status, "phase"));
     CHECK_EQ_STR("spec.language is required", sget(r.status, "message"));
     CHECK(r.create_pod == NULL);
@@ -503,12 +501,12 @@ static void test_odd_inputs(void)
     /* Being deleted: nothing. No metadata: KF_EINVAL, no crash. */
     job = job_new(NULL);
     json_object_set_new(json_object_get(job, "metadata"), "deletionTimestamp", json_string("2026-01-01T00:00:00Z"));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK(r.status == NULL && r.create_pod == NULL);
     reconcile_result_dispose(&r);
     json_decref(job);
     job = json_pack("{s:{}}", "spec");
-    CHECK(run(&r, job, NULL, NULL, T0) < 0);
+    CHECK(run(&r, job, NULL, T0) < 0);
     reconcile_result_dispose(&r);
     json_decref(job);
 
@@ -533,11 +531,11 @@ static void test_schedule(void)
     json_object_set_new(json_object_get(job, "metadata"), "creationTimestamp", json_string(kube_time_format(T0, 0, ts)));
     json_object_set_new(json_object_get(job, "status"), "phase", json_string("Succeeded"));
     double tick = floor(T0 / 3600) * 3600 + 3600;
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick - 10));
+    CHECK_EQ_INT(0, run(&r, job, NULL, tick - 10));
     CHECK(r.status == NULL || iget(r.status, "currentRun") == 1);
     CHECK_NEAR(10, r.requeue_after, 0.01, 0);
     reconcile_result_dispose(&r);
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 30));
+    CHECK_EQ_INT(0, run(&r, job, NULL, tick + 30));
     CHECK_EQ_INT(2, iget(r.status, "currentRun"));
     CHECK_EQ_STR(kube_time_format(tick, 0, ts), sget(r.status, "lastScheduleTime"));
     CHECK_EQ_STR("tj-2-1", sget(r.create_pod, "metadata.name"));
@@ -546,7 +544,7 @@ static void test_schedule(void)
     json_t *pods = json_pack("[o]", pod_of(r.create_pod, "Running"));
     reconcile_result_dispose(&r);
     /* Next tick while run 2 is active: Forbid (the default) skips it. */
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 3600 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, tick + 3600 + 5));
     CHECK_EQ_INT(2, iget(r.status, "currentRun"));
     CHECK_EQ_STR(kube_time_format(tick + 3600, 0, ts), sget(r.status, "lastScheduleTime"));
     CHECK_EQ_STR("ScheduleSkipped", event_reason(&r, 0));
@@ -554,7 +552,7 @@ static void test_schedule(void)
     reconcile_result_dispose(&r);
     /* Replace: the active run is superseded. Missed ticks collapse into the latest. */
     json_object_set_new(json_object_get(job, "spec"), "concurrencyPolicy", json_string("Replace"));
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, tick + 5 * 3600 + 5));
     CHECK_EQ_INT(3, iget(r.status, "currentRun"));
     CHECK_EQ_STR(kube_time_format(tick + 5 * 3600, 0, ts), sget(r.status, "lastScheduleTime"));
     CHECK_EQ_INT(1, json_array_size(r.delete_pods));
@@ -562,7 +560,7 @@ static void test_schedule(void)
     reconcile_result_dispose(&r);
     /* A schedule the parser refuses fails the job at once (no silent "first run only"). */
     json_object_set_new(json_object_get(job, "spec"), "schedule", json_string("61 * * * *"));
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, tick + 5 * 3600 + 5));
     CHECK_EQ_STR("Failed", sget(r.status, "phase"));
     CHECK_EQ_STR("InvalidSpec", sget(r.status, "reason"));
     CHECK(strstr(sget(r.status, "message"), "spec.schedule: cron: bad minute field \"61\"") != NULL);
@@ -571,19 +569,19 @@ static void test_schedule(void)
     CHECK(r.create_pod == NULL);
     adopt(job, &r);
     reconcile_result_dispose(&r);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, tick + 5 * 3600 + 6));
+    CHECK_EQ_INT(0, run(&r, job, pods, tick + 5 * 3600 + 6));
     CHECK_EQ_INT(0, json_array_size(r.events)); /* reported once */
     reconcile_result_dispose(&r);
     /* A schedule that can never fire (31 February) is refused the same way. */
     json_object_set_new(json_object_get(job, "spec"), "schedule", json_string("0 3 31 2 *"));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 5 * 3600 + 7));
+    CHECK_EQ_INT(0, run(&r, job, NULL, tick + 5 * 3600 + 7));
     CHECK(strstr(sget(r.status, "message"), "spec.schedule: \"0 3 31 2 *\" never fires") != NULL);
     CHECK_EQ_STR("InvalidSpec", event_reason(&r, 0));
     adopt(job, &r);
     reconcile_result_dispose(&r);
     /* Fixed: a new run starts at once (the failed spec's hash was forgotten). */
     json_object_set_new(json_object_get(job, "spec"), "schedule", json_string("0 * * * *"));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 5 * 3600 + 8));
+    CHECK_EQ_INT(0, run(&r, job, NULL, tick + 5 * 3600 + 8));
     CHECK_EQ_STR("Pending", sget(r.status, "phase"));
     CHECK(r.create_pod != NULL);
     reconcile_result_dispose(&r);
@@ -593,12 +591,12 @@ static void test_schedule(void)
     job = started("{\"schedule\":\"0 * * * *\",\"startingDeadlineSeconds\":60}", &created);
     json_object_set_new(json_object_get(job, "metadata"), "creationTimestamp", json_string(kube_time_format(T0, 0, ts)));
     json_object_set_new(json_object_get(job, "status"), "phase", json_string("Succeeded"));
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 61));
+    CHECK_EQ_INT(0, run(&r, job, NULL, tick + 61));
     CHECK_EQ_INT(1, iget(r.status, "currentRun"));
     CHECK_EQ_STR("ScheduleMissed", event_reason(&r, 0));
     CHECK_EQ_STR(kube_time_format(tick, 0, ts), sget(r.status, "lastScheduleTime"));
     reconcile_result_dispose(&r);
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, tick + 59));
+    CHECK_EQ_INT(0, run(&r, job, NULL, tick + 59));
     CHECK_EQ_INT(2, iget(r.status, "currentRun"));
     reconcile_result_dispose(&r);
     json_decref(created), json_decref(job);
@@ -612,7 +610,7 @@ static void test_one_status_write(void)
     reconcile_result r;
     CHECK_EQ_STR("PodCreated", sget(json_object_get(job, "status"), "reason"));
     json_t *pods = json_pack("[o]", pod_of(created, "Pending"));
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 1));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 1));
     CHECK(r.status == NULL && r.create_pod == NULL && json_array_size(r.events) == 0);
     reconcile_result_dispose(&r);
     json_decref(pods);
@@ -620,14 +618,14 @@ static void test_one_status_write(void)
     json_object_set_new(json_object_get(pod, "status"), "containerStatuses",
                         json_pack("[{s:s,s:{s:{s:s}}}]", "name", "trainer", "state", "waiting", "reason", "ErrImagePull"));
     pods = json_pack("[O]", pod);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 2));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 2));
     CHECK_EQ_STR("ErrImagePull", sget(r.status, "reason"));
     adopt(job, &r);
     reconcile_result_dispose(&r);
     json_decref(pods);
     json_object_set_new(json_object_get(pod, "status"), "containerStatuses", json_array());
     pods = json_pack("[O]", pod);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 3));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 3));
     CHECK_EQ_STR("PodPending", sget(r.status, "reason"));
     CHECK_EQ_STR("Pending", cond_field(r.status, "Running", "reason"));
     reconcile_result_dispose(&r);
@@ -664,7 +662,7 @@ static void test_invalid_specs(void)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         json_t *job = job_new(cases[i].spec);
         reconcile_result r;
-        CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+        CHECK_EQ_INT(0, run(&r, job, NULL, T0));
         const char *msg = sget(r.status, "message");
         if (!msg || !strstr(msg, cases[i].message))
             TEST_FAIL_("%s: expected a message with \"%s\", got \"%s\"", cases[i].spec, cases[i].message,
@@ -680,20 +678,20 @@ static void test_invalid_specs(void)
     /* A custom command may take other flags; the controller-owned ones stay refused. */
     json_t *job = job_new("{\"image\":\"my/img:1\",\"command\":[\"python\",\"train.py\"],\"args\":[\"--warp\",\"9\"]}");
     reconcile_result r;
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK(r.create_pod != NULL);
     CHECK_EQ_INT(1, arg_count(r.create_pod, "--warp"));
     reconcile_result_dispose(&r);
     json_decref(job);
     /* gpus 0: the trainer is told to use the CPU. */
     job = job_new("{\"resources\":{\"gpus\":0}}");
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK(has_arg_pair(r.create_pod, "--device", "cpu"));
     reconcile_result_dispose(&r);
     json_decref(job);
     /* An activeDeadlineSeconds past int32 is capped, never overflowed into a negative deadline. */
     job = job_new("{\"activeDeadlineSeconds\":9223372036854775807}");
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     json_t *ads = json_object_get(json_object_get(r.create_pod, "spec"), "activeDeadlineSeconds");
     CHECK(json_is_integer(ads) && json_integer_value(ads) == 2147483648LL);
     reconcile_result_dispose(&r);
@@ -713,7 +711,7 @@ static void test_stuck_pods(void)
                         json_pack("[{s:s,s:{s:{s:s,s:s}}}]", "name", "trainer", "state", "waiting", "reason",
                                   "ImagePullBackOff", "message", "Back-off pulling image \"img:1\""));
     json_t *pods = json_pack("[O]", pod);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 20));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 20));
     CHECK_EQ_STR("Pending", sget(r.status, "phase"));
     CHECK_EQ_STR("ImagePullBackOff", sget(r.status, "reason"));
     CHECK(strstr(sget(r.status, "message"), "Back-off pulling image") != NULL);
@@ -721,10 +719,10 @@ static void test_stuck_pods(void)
     CHECK_NEAR(280, r.requeue_after, 0.01, 0);
     adopt(job, &r);
     reconcile_result_dispose(&r);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 40));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 40));
     CHECK_EQ_INT(0, json_array_size(r.events)); /* said once */
     reconcile_result_dispose(&r);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 301));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 301));
     CHECK_EQ_STR("Failed", sget(r.status, "phase"));
     CHECK_EQ_STR("ImagePullBackOff", sget(r.status, "reason"));
     CHECK_EQ_STR("True", cond(r.status, "Failed"));
@@ -736,7 +734,7 @@ static void test_stuck_pods(void)
                         json_pack("[{s:s,s:{s:{s:s,s:s}}}]", "name", "trainer", "state", "waiting", "reason",
                                   "InvalidImageName", "message", "Failed to apply default image tag"));
     pods = json_pack("[O]", pod);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 5));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 5));
     CHECK_EQ_STR("Failed", sget(r.status, "phase"));
     CHECK_EQ_STR("InvalidImageName", sget(r.status, "reason"));
     reconcile_result_dispose(&r);
@@ -747,7 +745,7 @@ static void test_stuck_pods(void)
                         json_pack("[{s:s,s:s,s:s,s:s}]", "type", "PodScheduled", "status", "False", "reason",
                                   "Unschedulable", "message", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."));
     pods = json_pack("[O]", pod);
-    CHECK_EQ_INT(0, run(&r, job, pods, NULL, T0 + 1000));
+    CHECK_EQ_INT(0, run(&r, job, pods, T0 + 1000));
     CHECK_EQ_STR("Pending", sget(r.status, "phase"));
     CHECK_EQ_STR("Unschedulable", sget(r.status, "reason"));
     CHECK(strstr(sget(r.status, "message"), "Insufficient nvidia.com/gpu") != NULL);
@@ -766,7 +764,7 @@ static void test_every_field_wired(void)
         "\"vocabURI\":\"gs://p/vocab.txt\",\"trainURI\":\"file:///d/t.csv\",\"validURI\":\"gs://v/v.csv\","
         "\"corpusURI\":\"gs://c/c.txt\"}}");
     reconcile_result r;
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     const json_t *pod = r.create_pod;
     CHECK(pod != NULL);
     const char *want[][2] = {
@@ -788,7 +786,7 @@ static void test_every_field_wired(void)
     /* Defaults written out by the API server are passed like any value; an empty URI is unset. */
     job = job_new("{\"stages\":[\"finetune-lm\",\"classifier\"],\"labels\":{\"mode\":\"multi\",\"threshold\":0.5},"
                   "\"storage\":{\"bucket\":\"gs://bkt\",\"trainURI\":\"\"}}");
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK(r.create_pod != NULL);
     CHECK(has_arg_pair(r.create_pod, "--stages", "finetune-lm,classifier"));
     CHECK(has_arg_pair(r.create_pod, "--threshold", "0.5"));
@@ -798,7 +796,7 @@ static void test_every_field_wired(void)
     json_decref(job);
     /* The classifier alone is not the default either. */
     job = job_new("{\"stages\":[\"classifier\"]}");
-    CHECK_EQ_INT(0, run(&r, job, NULL, NULL, T0));
+    CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK(has_arg_pair(r.create_pod, "--stages", "classifier"));
     reconcile_result_dispose(&r);
     json_decref(job);
