@@ -5,6 +5,7 @@
 #include "informer.h"
 #include "kubetime.h"
 #include "log.h"
+#include "serving.h"
 #include "workqueue.h"
 
 #include <pthread.h>
@@ -24,6 +25,7 @@ struct controller {
     controller_options opt;
     char *watch_ns, *default_image, *progress_url;
     informer *jobs, *pods;
+    informer *deployments, *services; /* spec.serving's objects; NULL with opt.serving_off */
     wq *queue;
     pthread_t workers[MAX_WORKERS];
     int nworkers;
@@ -218,6 +220,33 @@ static int apply(controller *c, const json_t *job, const reconcile_result *res, 
     return rc;
 }
 
+/* spec.serving (serving.c) after reconcile: its status and Events join res; its objects are
+ * written by serving_apply once the status is. */
+static int serving_step(controller *c, const json_t *job, reconcile_result *res, serving_result *sres, double now)
+{
+    const json_t *meta = json_object_get(job, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    char *obj = NULL;
+    if (!ns || !name || asprintf(&obj, "%s-serve", name) < 0)
+        return KF_OK;
+    json_t *dep = informer_get(c->deployments, ns, obj), *svc = informer_get(c->services, ns, obj);
+    free(obj);
+    serving_input in = {.job = job, .status = res->status ? res->status : json_object_get(job, "status"),
+                        .deployment = dep, .service = svc, .now = now,
+                        .cfg = &(serving_config){.default_image = c->opt.reconcile.default_image}};
+    int rc = serving_reconcile(sres, &in);
+    json_decref(dep);
+    json_decref(svc);
+    if (rc == KF_OK && sres->status) {
+        json_decref(res->status);
+        res->status = json_incref(sres->status);
+    }
+    if (rc == KF_OK)
+        json_array_extend(res->events, sres->events);
+    return rc;
+}
+
 static int sync_key(controller *c, const char *key, double *requeue)
 {
     *requeue = 0;
@@ -235,8 +264,14 @@ static int sync_key(controller *c, const char *key, double *requeue)
         reconcile_input in = {.job = job, .pods = pods, .now = kube_now(),
                               .cfg = &c->opt.reconcile, .pod_error = pod_error};
         rc = reconcile(&res, &in);
+        serving_result sres = {0};
+        if (rc == KF_OK && c->deployments)
+            rc = serving_step(c, job, &res, &sres, in.now);
         if (rc == KF_OK)
             rc = apply(c, job, &res, requeue, &rejected);
+        if (rc == KF_OK && c->deployments) /* after the status write that records the decision */
+            rc = serving_apply(c->opt.kube, &sres);
+        serving_result_dispose(&sres);
         reconcile_result_dispose(&res);
         json_decref(pods);
         if (rejected && !pod_error) {
@@ -289,7 +324,7 @@ static void *worker(void *u)
 {
     controller *c = u;
     while (!c->stop) {
-        if (!c->leader || !informer_synced(c->jobs) || !informer_synced(c->pods)) {
+        if (!c->leader || !controller_ready(c)) {
             struct timespec ts = {0, 50 * 1000 * 1000};
             nanosleep(&ts, NULL);
             continue;
@@ -350,6 +385,29 @@ controller *controller_new(const controller_options *opt)
         jobs_path = strdup(JOBS_API "/trainingjobs");
         pods_path = strdup("/api/v1/pods");
     }
+    if (jobs_path && pods_path && c->queue && !opt->serving_off) {
+        /* spec.serving's Deployments and Services, in the same scope as the Pods. */
+        char *deps = NULL, *svcs = NULL;
+        if (c->watch_ns) {
+            if (asprintf(&deps, "/apis/apps/v1/namespaces/%s/deployments", c->watch_ns) < 0)
+                deps = NULL;
+            if (asprintf(&svcs, "/api/v1/namespaces/%s/services", c->watch_ns) < 0)
+                svcs = NULL;
+        } else {
+            deps = strdup("/apis/apps/v1/deployments");
+            svcs = strdup("/api/v1/services");
+        }
+        if (deps && svcs) { /* else out of memory: fails below */
+            c->deployments = informer_new(&(informer_options){
+                .kube = opt->kube, .name = "deployments", .collection = deps, .label_selector = SERVING_SELECTOR,
+                .watch_timeout_s = opt->watch_timeout_s, .on_event = on_pod, .ctx = c, .trim = serving_trim});
+            c->services = informer_new(&(informer_options){
+                .kube = opt->kube, .name = "services", .collection = svcs, .label_selector = SERVING_SELECTOR,
+                .watch_timeout_s = opt->watch_timeout_s, .on_event = on_pod, .ctx = c, .trim = serving_trim});
+        }
+        free(deps);
+        free(svcs);
+    }
     if (jobs_path && pods_path && c->queue) {
         c->jobs = informer_new(&(informer_options){.kube = opt->kube, .name = "trainingjobs", .collection = jobs_path,
                                                    .watch_timeout_s = opt->watch_timeout_s, .on_event = on_job, .ctx = c});
@@ -360,7 +418,7 @@ controller *controller_new(const controller_options *opt)
     }
     free(jobs_path);
     free(pods_path);
-    if (!c->jobs || !c->pods) {
+    if (!c->jobs || !c->pods || (!opt->serving_off && (!c->deployments || !c->services))) {
         err_set(KF_ENOMEM, "controller: out of memory");
         controller_free(c);
         return NULL;
@@ -373,6 +431,10 @@ int controller_start(controller *c)
     int rc = informer_start(c->jobs);
     if (rc == KF_OK)
         rc = informer_start(c->pods);
+    if (rc == KF_OK && c->deployments)
+        rc = informer_start(c->deployments);
+    if (rc == KF_OK && c->services)
+        rc = informer_start(c->services);
     for (int i = 0; rc == KF_OK && i < c->opt.workers; i++) {
         if (pthread_create(&c->workers[i], NULL, worker, c) != 0)
             rc = err_set(KF_EIO, "controller: cannot start worker");
@@ -393,6 +455,10 @@ void controller_stop(controller *c)
     c->nworkers = 0;
     informer_stop(c->jobs);
     informer_stop(c->pods);
+    if (c->deployments)
+        informer_stop(c->deployments);
+    if (c->services)
+        informer_stop(c->services);
 }
 
 void controller_free(controller *c)
@@ -402,6 +468,8 @@ void controller_free(controller *c)
     controller_stop(c);
     informer_free(c->jobs);
     informer_free(c->pods);
+    informer_free(c->deployments);
+    informer_free(c->services);
     wq_free(c->queue);
     free(c->watch_ns), free(c->default_image), free(c->progress_url);
     pthread_mutex_destroy(&c->mu);
@@ -410,7 +478,11 @@ void controller_free(controller *c)
 
 void controller_set_leader(controller *c, int leader) { c->leader = leader; }
 
-int controller_ready(controller *c) { return informer_synced(c->jobs) && informer_synced(c->pods); }
+int controller_ready(controller *c)
+{
+    return informer_synced(c->jobs) && informer_synced(c->pods) && (!c->deployments || informer_synced(c->deployments)) &&
+           (!c->services || informer_synced(c->services));
+}
 
 informer *controller_jobs(controller *c) { return c->jobs; }
 

@@ -20,6 +20,7 @@ typedef struct {
     double resync_s;              /* re-reconcile unfinished jobs this often; default 60 */
     double queue_base_delay_s, queue_max_delay_s; /* error backoff per key; default 0.05, 60 */
     long watch_timeout_s;         /* default 300 */
+    int serving_off;              /* 1: no spec.serving (no Deployment/Service informers or rights) */
 } controller_options;
 
 controller *controller_new(const controller_options *opt);
@@ -29,7 +30,7 @@ int controller_start(controller *c);
 void controller_stop(controller *c);
 void controller_free(controller *c);
 void controller_set_leader(controller *c, int leader);
-/* Both caches have completed their first list. */
+/* Every cache has completed its first list. */
 int controller_ready(controller *c);
 /* The caches (borrowed; valid until controller_free). */
 informer *controller_jobs(controller *c);

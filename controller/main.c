@@ -44,11 +44,13 @@ static const char USAGE[] =
     "  --progress-rate R          progress reports a second per job (default 0.2: one in 5 s)\n"
     "  --progress-burst N         reports a job may send at once above that rate (default 5)\n"
     "  --http-workers N           threads that answer API-backed requests (default 4)\n"
+    "  --serving=BOOL             run spec.serving: kubefit-serve Deployments + Services (default true; false\n"
+    "                             needs no rights on deployments and services)\n"
     "  --kube-api-qps Q           requests a second to the API server, on average (default 50; 0: no limit)\n"
     "  --kube-api-burst N         requests allowed at once above that rate (default 100)\n";
 
 enum {
-    OPT_CONSOLE = 200, OPT_CONSOLE_ANON, OPT_PROGRESS_RATE, OPT_PROGRESS_BURST, OPT_HTTP_WORKERS,
+    OPT_CONSOLE = 200, OPT_CONSOLE_ANON, OPT_SERVING, OPT_PROGRESS_RATE, OPT_PROGRESS_BURST, OPT_HTTP_WORKERS,
     OPT_KUBECONFIG = 256, OPT_CONTEXT, OPT_NAMESPACE, OPT_WORKERS, OPT_LISTEN, OPT_PORT_FILE, OPT_LEADER_ELECT,
     OPT_LEASE_NS, OPT_LEASE_NAME, OPT_IDENTITY, OPT_LEASE_DURATION, OPT_RENEW_DEADLINE, OPT_RETRY_PERIOD,
     OPT_IMAGE, OPT_PROGRESS_URL, OPT_BACKOFF, OPT_BACKOFF_MAX, OPT_POD_START, OPT_API_QPS, OPT_API_BURST, OPT_RESYNC, OPT_WATCH_TIMEOUT, OPT_HELP,
@@ -93,7 +95,7 @@ int main(int argc, char **argv)
     double workers = 2, lease_s = 15, renew_s = 10, retry_s = 2, backoff = 10, backoff_max = 600, resync = 60;
     double pod_start = 300, api_qps = 50, api_burst = 100;
     double watch_timeout = 300;
-    int leader_elect = 1, console = 1, console_anon = 0;
+    int leader_elect = 1, console = 1, console_anon = 0, serving = 1;
     double progress_rate = 0.2, progress_burst = 5, http_workers = 4;
     static const struct option opts[] = {
         {"kubeconfig", required_argument, 0, OPT_KUBECONFIG}, {"context", required_argument, 0, OPT_CONTEXT},
@@ -110,6 +112,7 @@ int main(int argc, char **argv)
         {"kube-api-qps", required_argument, 0, OPT_API_QPS}, {"kube-api-burst", required_argument, 0, OPT_API_BURST}, {"resync", required_argument, 0, OPT_RESYNC},
         {"watch-timeout", required_argument, 0, OPT_WATCH_TIMEOUT},
         {"console", optional_argument, 0, OPT_CONSOLE}, {"console-anonymous", optional_argument, 0, OPT_CONSOLE_ANON},
+        {"serving", optional_argument, 0, OPT_SERVING},
         {"progress-rate", required_argument, 0, OPT_PROGRESS_RATE},
         {"progress-burst", required_argument, 0, OPT_PROGRESS_BURST},
         {"http-workers", required_argument, 0, OPT_HTTP_WORKERS}, {"help", no_argument, 0, OPT_HELP},
@@ -151,6 +154,7 @@ int main(int argc, char **argv)
         case OPT_WATCH_TIMEOUT: bad |= parse_double("--watch-timeout", optarg, &watch_timeout); break;
         case OPT_CONSOLE: bad |= parse_bool("--console", optarg, &console); break;
         case OPT_CONSOLE_ANON: bad |= parse_bool("--console-anonymous", optarg, &console_anon); break;
+        case OPT_SERVING: bad |= parse_bool("--serving", optarg, &serving); break;
         case OPT_PROGRESS_RATE: bad |= parse_double("--progress-rate", optarg, &progress_rate); break;
         case OPT_PROGRESS_BURST: bad |= parse_double("--progress-burst", optarg, &progress_burst); break;
         case OPT_HTTP_WORKERS: bad |= parse_double("--http-workers", optarg, &http_workers); break;
@@ -188,7 +192,7 @@ int main(int argc, char **argv)
     }
     controller_options co = {
         .kube = kube, .watch_namespace = watch_ns, .workers = (int)workers, .resync_s = resync,
-        .watch_timeout_s = (long)watch_timeout,
+        .watch_timeout_s = (long)watch_timeout, .serving_off = !serving,
         .reconcile = {.default_image = image, .progress_base_url = progress_url, .backoff_base_s = backoff,
                       .backoff_max_s = backoff_max, .pod_start_timeout_s = pod_start},
     };

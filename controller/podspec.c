@@ -19,7 +19,7 @@
 /* Spec fields that do not change what a run computes. */
 static const char *const NON_RUN_FIELDS[] = {
     "suspend", "ttlSecondsAfterFinished", "backoffLimit", "activeDeadlineSeconds",
-    "runsHistoryLimit", "schedule", "concurrencyPolicy", NULL,
+    "runsHistoryLimit", "schedule", "concurrencyPolicy", "serving", NULL,
 };
 
 char *reconcile_spec_hash(const json_t *spec)

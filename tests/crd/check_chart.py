@@ -58,7 +58,7 @@ if dep["spec"]["replicas"] != 2:
 c = dep["spec"]["template"]["spec"]["containers"][0]
 args = c["args"]
 for a in ("--leader-elect=true", "--lease-namespace=kubefit-system", "--listen=:8080", "--console=true",
-          "--console-anonymous=false", "--progress-rate=0.2", "--progress-burst=5",
+          "--console-anonymous=false", "--serving=true", "--progress-rate=0.2", "--progress-burst=5",
           "--default-image=ghcr.io/kubefit/kubefit-trainer:0.1.0",
           "--progress-url=http://kf-kubefit.kubefit-system.svc:8080"):
     if a not in args:
@@ -78,6 +78,8 @@ want_rules = {
     (("authorization.k8s.io",), ("subjectaccessreviews",)): ["create"],
     (("",), ("pods/log",)): ["get"],
     (("events.k8s.io",), ("events",)): ["create", "patch"],
+    (("apps",), ("deployments",)): ["create", "delete", "get", "list", "update", "watch"],
+    (("",), ("services",)): ["create", "delete", "get", "list", "patch", "watch"],
 }
 if rules != want_rules:
     bad.append(f"ClusterRole rules {rules}")

@@ -56,6 +56,12 @@ one=$(render --set leaderElection.enabled=false)
 grep -q -- '--leader-elect=false' <<<"$one" || fail "leaderElection.enabled=false does not reach the flag"
 ! grep -q 'kind: Role$' <<<"$one" || fail "leader-election Role rendered without leader election"
 
+# Without serving the controller gets no rights on Deployments and Services, and the flag says so.
+nosrv=$(render --set serving.enabled=false)
+grep -q -- '--serving=false' <<<"$nosrv" || fail "serving.enabled=false does not reach the flag"
+! grep -Eq 'resources: \[(deployments|services)\]' <<<"$nosrv" || fail "Deployment/Service rights rendered without serving"
+expect_fail "serving" --set serving.enabled=maybe
+
 [ "$failures" -eq 0 ] && echo "ok: helm lint + template, RBAC, values schema" && exit 0
 echo "$failures failures" >&2
 exit 1

@@ -61,6 +61,8 @@ check_json fr-classifier \
   's["epochs"] == 10 and s["batchSize"] == 64 and s["learningRate"] == 0.02' \
   's["resources"] == {"gpus": 1, "acceleratorType": "nvidia-h100-80gb", "spot": True, "cpu": "8", "memory": "32Gi"}'
 check_json good-lr-forms 's["learningRate"] == 3 and s["lmLearningRate"] == 0.0005'
+check_json good-serving \
+  's["serving"] == {"enabled": True, "replicas": 2, "maxBatchSize": 16, "maxBatchDelayMs": 2, "resources": {"cpu": "500m", "gpus": 0}, "promote": {"metric": "macroF1", "minImprovement": 0.005, "minValue": 0}}'
 check_json good-cpu-only-env 's["env"] == [{"name": "OMP_NUM_THREADS", "value": "4"}]' \
   's["labels"] == {"mode": "single", "threshold": 0.5}'
 
@@ -99,6 +101,9 @@ status=$(cat <<JSON
  "modelURI":"gs://my-models/models/fr/fr-classifier/2/model.safetensors",
  "metricsURI":"gs://my-models/models/fr/fr-classifier/2/metrics.json",
  "runs":[{"run":2,"generation":1,"phase":"Succeeded","accuracy":0.91,"extra":"kept"}],
+ "serving":{"run":2,"modelURI":"gs://my-models/models/fr/fr-classifier/2/model.safetensors","metric":"microF1",
+            "value":0.83,"promotionTime":"$now","lastEvaluatedRun":2,"url":"http://fr-classifier-serve.default.svc:8080",
+            "replicas":1,"readyReplicas":1},
  "notInSchema":"pruned"}}
 JSON
 )
@@ -109,6 +114,7 @@ for expr in 'st["phase"] == "Succeeded" and st["currentRun"] == 2 and st["failur
             'st["metrics"]["accuracy"] == 0.91 and st["metrics"]["labels"][0]["support"] == 120' \
             'st["progress"]["updateTime"] and st["nextAttemptTime"] and st["podName"] == "fr-classifier-2-2"' \
             'st["runs"][0]["extra"] == "kept"' \
+            'st["serving"]["run"] == 2 and st["serving"]["readyReplicas"] == 1 and st["serving"]["url"].endswith(":8080")' \
             '"notInSchema" not in st'; do
   if $py -c 'import json,sys; st=json.load(sys.stdin)["status"]; sys.exit(0 if eval(sys.argv[1]) else 1)' "$expr" <<<"$st"; then
     ok
@@ -152,10 +158,14 @@ if [ -x "$helm" ]; then
            "delete trainingjobs.kubefit.dev -n default" "create pods -n default" "delete pods -n default" \
            "create events -n default" "update leases.coordination.k8s.io/kubefit-controller -n kubefit-system" \
            "create leases.coordination.k8s.io -n kubefit-system" \
-           "update trainingjobs.kubefit.dev --subresource=finalizers -n default"; do
+           "update trainingjobs.kubefit.dev --subresource=finalizers -n default" \
+           "create deployments.apps -n default" "update deployments.apps -n default" "watch deployments.apps -A" \
+           "delete deployments.apps -n default" "create services -n default" "patch services -n default" \
+           "watch services -A" "delete services -n default"; do
     [ "$(can $q)" = yes ] && ok || fail "the controller's service account may not: $q"
   done
-  for q in "update trainingjobs.kubefit.dev -n default" "get secrets -n default" "create deployments.apps -n default" \
+  for q in "update trainingjobs.kubefit.dev -n default" "get secrets -n default" "create replicasets.apps -n default" \
+           "patch deployments.apps -n default" "update services -n default" "create statefulsets.apps -n default" \
            "update pods -n default" "update leases.coordination.k8s.io/other -n kubefit-system" \
            "create leases.coordination.k8s.io -n default" "create pods --subresource=exec -n default"; do
     [ "$(can $q)" = no ] && ok || fail "the controller's service account may: $q (least privilege)"
