@@ -141,7 +141,8 @@ def main():
         check(rc == 1 and "kubefit: the TrainingJob resource is not installed on https://" in err
               and "helm install kubefit charts/kubefit; docs/install.md" in err, f"no CRD: rc {rc}: {err.strip()}")
         ctl.kubectl("apply", "-f", os.path.join(SRC, "crds", "trainingjob.yaml"))
-        ctl.kubectl("wait", "--for", "condition=Established", "crd/trainingjobs.kubefit.dev", "--timeout=30s")
+        subprocess.run([os.path.join(SRC, "tests", "cluster", "crd-established"), "trainingjobs.kubefit.dev", "30"],
+                       check=True)
         kube, workdir, _ = setup(tmp)
         plan = os.path.join(tmp, "plan.json")
         with open(plan, "w") as f:
