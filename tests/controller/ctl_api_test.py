@@ -3,7 +3,8 @@
 
 Run inside tests/cluster/with-apiserver (which exports KUBECONFIG, KUBE_APISERVER_URL, KUBE_TOKEN,
 KUBE_CA_FILE, KUBE_CLUSTER_DIR). The test node agent (tests/node-agent/agent.py) plays the kubelet.
-Usage: ctl_api_test.py SCENARIO   (success | retries | lifecycle | restart | compaction | leader | exec | stuck)
+Usage: ctl_api_test.py SCENARIO   (success | retries | lifecycle | restart | compaction | leader | exec | stuck |
+                                   serving)
 """
 import json
 import os
@@ -468,6 +469,106 @@ printf '{"version":1,"phase":"Succeeded","metrics":{"accuracy":0.5},"modelURI":"
     st = wait_for(lambda: env.status("e").get("currentRun") == 2 and env.status("e").get("failures", 0) >= 1
                   and env.status("e"), 20, "e run 2 failing")
     check("boom" in st.get("message", ""), f"exec: logs as the message on failure (FallbackToLogsOnError): {st.get('message')}")
+
+
+def scenario_serving(env):
+    # spec.serving on a scheduled job: run 1 (micro-F1 0.80) is served; the next tick's run 2 (0.86)
+    # beats it by more than minImprovement and is rolled out; run 3 (0.83) regresses and is not.
+    # There is no Deployment controller here: the test plays it by writing the Deployment's status.
+    env.controller()
+    def result(run, f1):
+        base = f"gs://bucket/models/fr/sv/{run}"
+        return {"outcome": "succeed", "result": {
+            "version": 1, "phase": "Succeeded", "stage": "classifier", "epochs": 2,
+            "metrics": {"subsetAccuracy": 0.5, "labelAccuracy": 0.9, "microF1": f1, "macroF1": f1 - 0.1},
+            "modelURI": base + "/model.safetensors", "metricsURI": base + "/metrics.json"}}
+    env.set_plan({"sv-1-": result(1, 0.80), "sv-2-": result(2, 0.86), "sv-3-": result(3, 0.83),
+                  "default": {"outcome": "succeed"}})
+    env.job("sv", schedule="* * * * *", serving={"replicas": 2, "resources": {"cpu": "500m"},
+                                                 "promote": {"metric": "microF1", "minImprovement": 0.01}})
+    deps = f"/apis/apps/v1/namespaces/{env.ns}/deployments"
+    svcs = f"/api/v1/namespaces/{env.ns}/services"
+
+    def deployment():
+        try:
+            return env.kube.get(deps + "/sv-serve")
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def served_uri(d):
+        args = d["spec"]["template"]["spec"]["containers"][0]["args"] if d else []
+        return args[args.index("--model-uri") + 1] if "--model-uri" in args else None
+
+    def make_ready(d):
+        n = d["spec"]["replicas"]
+        env.kube.merge_patch(deps + "/sv-serve/status", {"status": {
+            "observedGeneration": d["metadata"]["generation"], "replicas": n, "updatedReplicas": n,
+            "readyReplicas": n, "availableReplicas": n}})
+
+    st = wait_for(lambda: env.status("sv").get("serving", {}).get("run") == 1 and env.status("sv"), 30, "run 1 served")
+    d = wait_for(lambda: served_uri(deployment()) and deployment(), 10, "the Deployment")
+    check(served_uri(d) == "gs://bucket/models/fr/sv/1/model.safetensors", f"Deployment serves run 1: {served_uri(d)}")
+    owner = d["metadata"]["ownerReferences"][0]
+    check(owner["kind"] == "TrainingJob" and owner["name"] == "sv" and owner["controller"] is True,
+          "Deployment owned by the job")
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    check(d["spec"]["replicas"] == 2 and c["image"] == "kubefit-trainer:test" and c["command"] == ["kubefit-serve"]
+          and c["resources"]["requests"]["cpu"] == "500m", f"Deployment spec: replicas, image, command, cpu")
+    check(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0 and
+          c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready", "rolling update behind the readiness probe")
+    svc = env.kube.get(svcs + "/sv-serve")
+    check(svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"] and svc["spec"]["ports"][0]["port"] == 8080,
+          "Service selects the Deployment's Pods on 8080")
+    check(st["serving"]["url"] == f"http://sv-serve.{env.ns}.svc:8080" and st["serving"]["value"] == 0.80,
+          f"status.serving: {st['serving']}")
+    check(cond(st, "Promoted") == "True", "Promoted condition True")
+    check(env.pods("sv") == ["sv-1-1"], f"serving Pods are not the node agent's (trainer Pods {env.pods('sv')})")
+    make_ready(d)
+    st = wait_for(lambda: cond(env.status("sv"), "Serving") == "True" and env.status("sv"), 10, "Serving Available")
+    check(st["serving"]["readyReplicas"] == 2, "readyReplicas from the Deployment's status")
+    check(wait_for(lambda: "Promoted" in env.events("sv"), 5, "Promoted Event"), "Event Promoted")
+
+    # spec.serving changes start no run; the Deployment follows.
+    env.patch("sv", {"spec": {"serving": {"replicas": 1}}})
+    wait_for(lambda: (deployment() or {}).get("spec", {}).get("replicas") == 1, 10, "replicas 1")
+    check(env.status("sv").get("currentRun") == 1, "changing spec.serving starts no run")
+
+    # The next tick: run 2 improves (0.86 > 0.80 + 0.01) and is rolled out.
+    st = wait_for(lambda: env.status("sv").get("serving", {}).get("run") == 2 and env.status("sv"), 75,
+                  "the scheduled run 2 promoted")
+    check(st.get("currentRun") == 2 and st["serving"]["lastEvaluatedRun"] == 2, "run 2 came from the schedule")
+    d = wait_for(lambda: served_uri(deployment()) == "gs://bucket/models/fr/sv/2/model.safetensors" and deployment(), 10,
+                 "Deployment rolled to run 2")
+    check(True, "a scheduled retrain that improves is rolled out")
+    check(cond(st, "Serving") == "False", "Serving False while run 2 rolls out")
+    make_ready(d)
+    wait_for(lambda: cond(env.status("sv"), "Serving") == "True", 10, "run 2 available")
+
+    # The tick after: run 3 regresses (0.83 < 0.86): not served, said why.
+    st = wait_for(lambda: env.status("sv").get("serving", {}).get("lastEvaluatedRun") == 3 and env.status("sv"), 75,
+                  "the scheduled run 3 evaluated")
+    check(st["serving"]["run"] == 2 and st["serving"]["value"] == 0.86, "a scheduled retrain that regresses is not served")
+    promoted = next(c for c in st["conditions"] if c["type"] == "Promoted")
+    check(promoted["status"] == "False" and promoted["reason"] == "PromotionSkipped" and
+          "run 2 keeps serving" in promoted["message"], f"Promoted False PromotionSkipped: {promoted['message']}")
+    check(wait_for(lambda: "PromotionSkipped" in env.events("sv"), 5, "PromotionSkipped Event"), "Event PromotionSkipped")
+    time.sleep(1)
+    check(served_uri(deployment()) == "gs://bucket/models/fr/sv/2/model.safetensors", "the Deployment still serves run 2")
+
+    # Serving off: the objects and status.serving go; the job keeps its schedule.
+    env.patch("sv", {"spec": {"serving": {"enabled": False}}})
+    wait_for(lambda: deployment() is None, 15, "Deployment deleted")
+    def svc_gone():
+        try:
+            env.kube.get(svcs + "/sv-serve")
+            return False
+        except ApiError as e:
+            return e.code == 404
+    check(wait_for(svc_gone, 15, "Service deleted"), "serving off deletes the Deployment and the Service")
+    st = wait_for(lambda: "serving" not in env.status("sv") and env.status("sv"), 10, "status.serving gone")
+    check(cond(st, "Serving") is None, "Serving condition gone")
 
 
 def main():
