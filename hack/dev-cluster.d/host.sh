@@ -6,13 +6,14 @@
 #   - /var/lib/kubelet/device-plugins and /var/log/containers, which the kubelet makes whatever
 #     its --root-dir: removed when the last cluster goes down if a cluster made them
 #   - Pod network namespaces under /run/netns and shim sockets under /run/containerd/s (containerd
-#     1.6 puts them there whatever its state dir); /run/netns itself (a mount `ip netns` makes)
+#     1.6 puts them there whatever its state dir); /run/netns itself (a mount `ip netns` makes);
+#     libcni's cache of each Pod's network result, /var/lib/cni/results/NETWORK-SANDBOX-IFACE
 # $HOST_STATE/clusters/NAME marks a cluster as up (the file holds its DIR).
 HOST_STATE=/run/kubefit-dev-cluster
 KUBELET_SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom
                  kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 KUBELET_HOST_DIRS=(/var/lib/kubelet/device-plugins /var/lib/kubelet /var/log/containers /run/containerd/s /run/containerd
-                   /run/netns)
+                   /run/netns /var/lib/cni/results /var/lib/cni)
 
 # host_register: save the sysctls and note which host paths exist before the first cluster.
 host_register() {
@@ -147,6 +148,9 @@ dc_host_cleanup() {
   fi
   if [ -S "$sock" ] && ctr -a "$sock" version >/dev/null 2>&1; then
     mapfile -t netns < <(sandbox_netns_paths)
+    for id in $(ctr -a "$sock" -n k8s.io containers ls -q 2>/dev/null); do
+      rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null || true
+    done
     for id in $(ctr -a "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
       ctr -a "$sock" -n k8s.io tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true
     done
