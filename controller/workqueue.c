@@ -9,6 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+/* A delayed key: due (monotonic seconds). The heap may hold stale entries (a key added again
+ * with an earlier time, or moved to ready by wq_add): an entry counts only while its due equals
+ * the key's time in the delayed map. */
+typedef struct {
+    double due;
+    char *key;
+} delayed_item;
+
 /* Sets are jansson objects used as string hash sets/maps. */
 struct wq {
     pthread_mutex_t mu;
@@ -19,7 +27,9 @@ struct wq {
     json_t *queued;    /* keys in ready */
     json_t *processing;
     json_t *dirty;     /* added while processing */
-    json_t *delayed;   /* key -> due time (real) */
+    json_t *delayed;   /* key -> due time (real): the current one */
+    delayed_item *heap; /* min-heap by due, over the delayed map's entries (and stale ones) */
+    size_t nheap, capheap;
     json_t *failures;  /* key -> count */
     int shut;
 };
@@ -60,6 +70,9 @@ void wq_free(wq *q)
     for (size_t i = 0; i < q->count; i++)
         free(q->ready[(q->head + i) % q->cap]);
     free(q->ready);
+    for (size_t i = 0; i < q->nheap; i++)
+        free(q->heap[i].key);
+    free(q->heap);
     json_decref(q->queued), json_decref(q->processing), json_decref(q->dirty);
     json_decref(q->delayed), json_decref(q->failures);
     pthread_cond_destroy(&q->cv);
@@ -114,6 +127,50 @@ void wq_add(wq *q, const char *key)
     pthread_mutex_unlock(&q->mu);
 }
 
+/* Locked. Heap push (sift up). Returns 0 or -1 when out of memory. */
+static int heap_push(wq *q, double due, const char *key)
+{
+    if (q->nheap == q->capheap) {
+        size_t cap = q->capheap ? q->capheap * 2 : 64;
+        delayed_item *h = realloc(q->heap, cap * sizeof *h);
+        if (!h)
+            return -1;
+        q->heap = h;
+        q->capheap = cap;
+    }
+    char *k = strdup(key);
+    if (!k)
+        return -1;
+    size_t i = q->nheap++;
+    while (i > 0 && q->heap[(i - 1) / 2].due > due) {
+        q->heap[i] = q->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    q->heap[i] = (delayed_item){due, k};
+    return 0;
+}
+
+/* Locked. Removes the earliest entry (sift down); the caller owns its key. */
+static delayed_item heap_pop(wq *q)
+{
+    delayed_item top = q->heap[0], last = q->heap[--q->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= q->nheap)
+            break;
+        if (c + 1 < q->nheap && q->heap[c + 1].due < q->heap[c].due)
+            c++;
+        if (q->heap[c].due >= last.due)
+            break;
+        q->heap[i] = q->heap[c];
+        i = c;
+    }
+    if (q->nheap)
+        q->heap[i] = last;
+    return top;
+}
+
 void wq_add_after(wq *q, const char *key, double delay_s)
 {
     if (delay_s <= 0) {
@@ -124,7 +181,7 @@ void wq_add_after(wq *q, const char *key, double delay_s)
     if (!q->shut) {
         double due = mono_now() + delay_s;
         json_t *cur = json_object_get(q->delayed, key);
-        if (!cur || json_real_value(cur) > due)
+        if ((!cur || json_real_value(cur) > due) && heap_push(q, due, key) == 0)
             json_object_set_new(q->delayed, key, json_real(due));
         pthread_cond_broadcast(&q->cv);
     }
@@ -156,27 +213,25 @@ int wq_failures(wq *q, const char *key)
     return n;
 }
 
-/* Locked. Moves due delayed keys to ready; returns the earliest remaining due time or 0. */
+/* Locked. Moves due delayed keys to ready; returns the earliest remaining due time or 0.
+ * O(log n) per key moved, not a scan of every delayed key. */
 static double promote_delayed(wq *q)
 {
-    double now = mono_now(), next = 0;
-    const char *key;
-    json_t *v;
-    void *tmp;
-    json_object_foreach_safe(q->delayed, tmp, key, v) {
-        double due = json_real_value(v);
-        if (due <= now) {
-            char *k = strdup(key);
-            json_object_del(q->delayed, key);
-            if (k) {
-                push_ready(q, k);
-                free(k);
-            }
-        } else if (next == 0 || due < next) {
-            next = due;
+    double now = mono_now();
+    while (q->nheap) {
+        const json_t *cur = json_object_get(q->delayed, q->heap[0].key);
+        if (!cur || json_real_value(cur) != q->heap[0].due) {
+            free(heap_pop(q).key); /* stale: added again earlier, or already made ready */
+            continue;
         }
+        if (q->heap[0].due > now)
+            return q->heap[0].due;
+        delayed_item it = heap_pop(q);
+        json_object_del(q->delayed, it.key);
+        push_ready(q, it.key);
+        free(it.key);
     }
-    return next;
+    return 0;
 }
 
 int wq_get(wq *q, char **key)

@@ -4,6 +4,8 @@
 #include "workqueue.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +63,33 @@ int main(void)
     CHECK(waited >= 0.14 && waited < 0.28);
     wq_done(q, k);
     free(k);
+
+    /* Many delayed keys come out in due order, each once; a key added at once (wq_add) leaves the
+     * delayed set, and re-adding one later does not postpone it. */
+    char name[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "ns/d%03d", i);
+        wq_add_after(q, name, 0.05 + 0.0005 * (double)((i * 37) % 200));
+    }
+    wq_add_after(q, "ns/d000", 5);  /* later: keeps its earlier time */
+    wq_add(q, "ns/d199");           /* now: ready at once */
+    CHECK_EQ_INT(1, wq_len(q));
+    int order_ok = 1, got = 0;
+    double last_due = 0;
+    for (; got < 200; got++) {
+        CHECK_EQ_INT(0, wq_get(q, &k));
+        int i = atoi(k + 4);
+        double due = got == 0 ? 0 : 0.05 + 0.0005 * (double)((i * 37) % 200);
+        if (got == 0 && strcmp(k, "ns/d199") != 0)
+            order_ok = 0;
+        if (due + 1e-9 < last_due)
+            order_ok = 0;
+        last_due = due;
+        wq_done(q, k);
+        free(k);
+    }
+    CHECK(order_ok);
+    CHECK_EQ_INT(0, wq_len(q));
 
     /* Per-key exponential backoff: 0.02, 0.04, 0.08, capped at 0.1; forget resets. */
     double want[] = {0.02, 0.04, 0.08, 0.1, 0.1};
