@@ -524,7 +524,7 @@ def scenario_controller_restart(c):
                 if not p["metadata"].get("deletionTimestamp")]
     before = controller_pods()
     check(len(before) == 1, f"one controller Pod ({[p['metadata']['name'] for p in before]})")
-    c.apply("survivor", spec("en", epochs=6))
+    c.apply("survivor", spec("en", epochs=10))
     c.wait_running("survivor")
     old = before[0]["metadata"]["name"]
     print(c.kubectl("-n", ctl_ns, "delete", "pod", old, "--wait=false").stdout.strip(), flush=True)
