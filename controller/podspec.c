@@ -15,6 +15,7 @@
 /* Pod activeDeadlineSeconds is int64, but the CRD caps the job's at int32 like batch/v1 Job. */
 #define DEADLINE_MAX 2147483647.0
 #define PROGRESS_TOKEN_VOLUME "kubefit-progress-token"
+#define SCRATCH_VOLUME "tmp"
 
 /* Spec fields that do not change what a run computes. */
 static const char *const NON_RUN_FIELDS[] = {
@@ -309,9 +310,19 @@ static void add_progress_token(json_t *pod_spec, json_t *container)
      * set "default" anyway, but not every API server runs it. */
     if (!json_string_value(json_object_get(pod_spec, "serviceAccountName")))
         json_object_set_new(pod_spec, "serviceAccountName", json_string("default"));
-    json_object_set_new(pod_spec, "volumes", json_pack("[o]", volume));
-    json_object_set_new(container, "volumeMounts", json_pack("[o]", mount));
+    json_array_append_new(json_object_get(pod_spec, "volumes"), volume);
+    json_array_append_new(json_object_get(container, "volumeMounts"), mount);
     json_array_append_new(json_object_get(container, "env"), env);
+}
+
+/* The trainer's scratch space: an emptyDir at /tmp (its work folder, the downloaded inputs), so
+ * that the image's own files can stay read-only. */
+static void add_scratch(json_t *pod_spec, json_t *container, int read_only_root)
+{
+    json_object_set_new(pod_spec, "volumes", json_pack("[{s:s,s:{}}]", "name", SCRATCH_VOLUME, "emptyDir"));
+    json_object_set_new(container, "volumeMounts", json_pack("[{s:s,s:s}]", "name", SCRATCH_VOLUME, "mountPath", "/tmp"));
+    if (read_only_root) /* kubefit-trainer writes only there (and the termination log) */
+        json_object_set_new(json_object_get(container, "securityContext"), "readOnlyRootFilesystem", json_true());
 }
 
 static json_t *build_env(const json_t *job, int run, int attempt)
@@ -451,9 +462,12 @@ int reconcile_build_pod(json_t **out, const json_t *job, int run, int attempt, c
     else
         json_object_set_new(container, "command", json_pack("[s]", "kubefit-trainer"));
 
-    json_t *pod_spec = json_pack("{s:s,s:[o],s:{s:b,s:i,s:i,s:{s:s}}}", "restartPolicy", "Never", "containers",
+    json_t *pod_spec = json_pack("{s:s,s:[O],s:{s:b,s:i,s:i,s:i,s:{s:s}}}", "restartPolicy", "Never", "containers",
                                  container, "securityContext", "runAsNonRoot", 1, "runAsUser", CONTRACT_NONROOT_UID,
-                                 "fsGroup", CONTRACT_NONROOT_UID, "seccompProfile", "type", "RuntimeDefault");
+                                 "runAsGroup", CONTRACT_NONROOT_UID, "fsGroup", CONTRACT_NONROOT_UID, "seccompProfile",
+                                 "type", "RuntimeDefault");
+    add_scratch(pod_spec, container, !(json_is_array(command) && json_array_size(command)));
+    json_decref(container);
     const char *sa = json_string_value(json_object_get(spec, "serviceAccountName"));
     if (sa && *sa)
         json_object_set_new(pod_spec, "serviceAccountName", json_string(sa));

@@ -160,6 +160,14 @@ static void test_first_visit_and_pod(void)
     CHECK_EQ_STR("/dev/termination-log", sget(c, "terminationMessagePath"));
     CHECK_EQ_STR("FallbackToLogsOnError", sget(c, "terminationMessagePolicy"));
     CHECK_EQ_STR("ALL", sget(c, "securityContext.capabilities.drop.0"));
+    /* Non-root user and group 65532, a read-only image with an emptyDir at /tmp for scratch. */
+    CHECK(json_is_true(json_object_get(json_object_get(c, "securityContext"), "readOnlyRootFilesystem")));
+    CHECK_EQ_INT(65532, json_integer_value(json_object_get(json_object_get(json_object_get(pod, "spec"),
+                                                                           "securityContext"), "runAsGroup")));
+    CHECK_EQ_STR("/tmp", sget(c, "volumeMounts.0.mountPath"));
+    CHECK_EQ_STR("tmp", sget(pod, "spec.volumes.0.name"));
+    CHECK(json_is_object(json_object_get(json_array_get(json_object_get(json_object_get(pod, "spec"), "volumes"), 0),
+                                         "emptyDir")));
     CHECK(json_is_false(json_object_get(json_object_get(c, "securityContext"), "allowPrivilegeEscalation")));
     CHECK(has_arg_pair(pod, "--lang", "fr"));
     CHECK(has_arg_pair(pod, "--epochs", "10"));
@@ -675,12 +683,16 @@ static void test_invalid_specs(void)
         reconcile_result_dispose(&r);
         json_decref(job);
     }
-    /* A custom command may take other flags; the controller-owned ones stay refused. */
+    /* A custom command may take other flags; the controller-owned ones stay refused. Its image
+     * keeps a writable root (only kubefit-trainer is known to write nowhere but /tmp). */
     json_t *job = job_new("{\"image\":\"my/img:1\",\"command\":[\"python\",\"train.py\"],\"args\":[\"--warp\",\"9\"]}");
     reconcile_result r;
     CHECK_EQ_INT(0, run(&r, job, NULL, T0));
     CHECK(r.create_pod != NULL);
     CHECK_EQ_INT(1, arg_count(r.create_pod, "--warp"));
+    CHECK(!json_object_get(json_object_get(json_array_get(json_object_get(json_object_get(r.create_pod, "spec"),
+                                                                          "containers"), 0), "securityContext"),
+                           "readOnlyRootFilesystem"));
     reconcile_result_dispose(&r);
     json_decref(job);
     /* gpus 0: the trainer is told to use the CPU. */
