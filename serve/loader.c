@@ -126,7 +126,11 @@ int loader_load(batcher_model **out, const loader_options *o)
     io.name = model_uri;
     if (!io.lang)
         io.lang = json_string_value(json_object_get(cfg, "lang"));
-    rc = infer_model_load(&m->model, &io);
+    m->n = o->replicas > 0 ? o->replicas : 1;
+    if (!(m->models = calloc((size_t)m->n, sizeof *m->models)))
+        rc = err_set(KF_ENOMEM, "out of memory");
+    for (int i = 0; rc == 0 && i < m->n; i++)
+        rc = infer_model_load(&m->models[i], &io);
     free(model_uri);
     if (rc < 0)
         goto done;

@@ -16,9 +16,10 @@ typedef struct {
     const char *work_dir; /* NULL: $TMPDIR, else /tmp */
     const char *name;     /* served name; NULL: config.json "job", else "kubefit" */
     infer_options infer;  /* device, threads, max_batch, lang, threshold (paths are filled here) */
+    int replicas;         /* copies of the model to load (one per inference worker); <= 0: 1 */
 } loader_options;
 
-/* Loads the model; KF_ENOTFOUND naming the missing file, KF_EINVAL for a bad model, storage and
+/* Loads the model (replicas copies of it); KF_ENOTFOUND naming the missing file, KF_EINVAL for a bad model, storage and
  * device errors as they come. Caller frees with batcher_model_free (or hands it to a batcher). */
 int loader_load(batcher_model **out, const loader_options *o);
 

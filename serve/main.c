@@ -23,7 +23,9 @@ static const char USAGE[] =
     "  --listen ADDR:PORT         (default :8080: IPv6 and IPv4; 0.0.0.0:8080 IPv4 only; port 0 picks one)\n"
     "  --port-file PATH           write the listening port here (tests)\n"
     "  --device auto|cpu|cuda     (default auto: CUDA when built with it and a GPU answers)\n"
-    "  --threads N                CPU threads of the model (default 0: the cgroup CPU quota, else all cores)\n"
+    "  --workers N                inference threads, each with its own copy of the model (default 1)\n"
+    "  --threads N                CPU threads of each worker (default 0: the cgroup CPU quota, else all\n"
+    "                             cores, divided among the workers)\n"
     "  --max-batch-size N         texts per forward (default 16)\n"
     "  --max-batch-delay-ms MS    the longest a text waits for its batch to fill (default 2)\n"
     "  --max-queue N              texts waiting before requests get 503 (default 1024)\n"
@@ -42,7 +44,7 @@ static const char USAGE[] =
 enum {
     OPT_MODEL_URI = 256, OPT_MODEL_NAME, OPT_LISTEN, OPT_PORT_FILE, OPT_DEVICE, OPT_THREADS, OPT_MAX_BATCH,
     OPT_MAX_DELAY, OPT_MAX_QUEUE, OPT_MAX_BODY, OPT_MAX_TEXTS, OPT_HTTP_WORKERS, OPT_LANG, OPT_THRESHOLD,
-    OPT_REPOSITORY, OPT_DRAIN_DELAY, OPT_DRAIN_TIMEOUT, OPT_WORK_DIR, OPT_VERSION, OPT_HELP,
+    OPT_REPOSITORY, OPT_DRAIN_DELAY, OPT_DRAIN_TIMEOUT, OPT_WORK_DIR, OPT_VERSION, OPT_HELP, OPT_WORKERS,
 };
 
 static int number(const char *flag, const char *v, double lo, double hi, double *out)
@@ -64,6 +66,7 @@ int main(int argc, char **argv)
         {"model-uri", required_argument, 0, OPT_MODEL_URI}, {"model-name", required_argument, 0, OPT_MODEL_NAME},
         {"listen", required_argument, 0, OPT_LISTEN}, {"port-file", required_argument, 0, OPT_PORT_FILE},
         {"device", required_argument, 0, OPT_DEVICE}, {"threads", required_argument, 0, OPT_THREADS},
+        {"workers", required_argument, 0, OPT_WORKERS},
         {"max-batch-size", required_argument, 0, OPT_MAX_BATCH},
         {"max-batch-delay-ms", required_argument, 0, OPT_MAX_DELAY},
         {"max-queue", required_argument, 0, OPT_MAX_QUEUE}, {"max-body-bytes", required_argument, 0, OPT_MAX_BODY},
@@ -92,6 +95,11 @@ int main(int argc, char **argv)
             if (number("--threads", optarg, 0, 1024, &d) < 0)
                 return 2;
             o.infer.threads = (int)d;
+            break;
+        case OPT_WORKERS:
+            if (number("--workers", optarg, 1, 64, &d) < 0)
+                return 2;
+            o.workers = (int)d;
             break;
         case OPT_MAX_BATCH:
             if (number("--max-batch-size", optarg, 1, 4096, &d) < 0)

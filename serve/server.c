@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "batcher.h"
+#include "device.h"
 #include "err.h"
 #include "httpd.h"
 #include "loader.h"
@@ -84,7 +85,7 @@ static void published_free(published *p)
 static published *publish(const batcher_model *m)
 {
     published *p = calloc(1, sizeof *p);
-    const infer_model *im = m->model;
+    const infer_model *im = m->models[0];
     if (!p)
         return NULL;
     p->name = strdup(m->name);
@@ -151,9 +152,9 @@ static void on_model(void *ctx, const batcher_model *m)
     pthread_mutex_unlock(&s->mu);
     if (p)
         published_free(old);
-    log_info("serve", "model serving", "{s:s,s:s,s:s,s:i,s:b,s:s}", "model", m->name, "version", m->version, "uri",
-             m->uri, "labels", (int)infer_n_labels(m->model), "multiLabel", infer_multi_label(m->model), "device",
-             infer_device(m->model));
+    log_info("serve", "model serving", "{s:s,s:s,s:s,s:i,s:b,s:s,s:i}", "model", m->name, "version", m->version,
+             "uri", m->uri, "labels", (int)infer_n_labels(m->models[0]), "multiLabel", infer_multi_label(m->models[0]),
+             "device", infer_device(m->models[0]), "replicas", m->n);
 }
 
 static void on_batch(void *ctx, int size, double queue_s, double infer_s, size_t tokens)
@@ -168,7 +169,7 @@ static int do_load(serve *s, const char *uri)
     double t0 = now_s();
     batcher_model *m = NULL;
     loader_options lo = {.st = s->st, .uri = uri, .work_dir = s->o.work_dir, .name = s->o.model_name,
-                         .infer = s->o.infer};
+                         .infer = s->o.infer, .replicas = s->o.workers > 0 ? s->o.workers : 1};
     log_info("serve", "loading model", "{s:s}", "uri", uri);
     int rc = loader_load(&m, &lo);
     pthread_mutex_lock(&s->mu);
@@ -302,7 +303,7 @@ static void done_job(batcher_job *j, const batcher_model *m, int rc, const char 
     if (rc < 0) {
         reply_error(s, c->r, c->kind, c->route, c->t0, rc == KF_ERETRY ? 503 : 500, error);
     } else {
-        const infer_model *im = m->model;
+        const infer_model *im = m->models[0];
         const size_t L = infer_n_labels(im);
         const char **labels = malloc(L * sizeof *labels);
         size_t len = 0;
@@ -729,6 +730,11 @@ serve *serve_new(const serve_options *o)
     }
     s->o = *o;
     pthread_mutex_init(&s->mu, NULL);
+    if (s->o.workers > 1 && s->o.infer.threads <= 0) { /* the cores, shared among the workers */
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        int cores = device_default_threads(device_cgroup_root(), online > 0 ? (int)online : 1, NULL);
+        s->o.infer.threads = cores / s->o.workers > 0 ? cores / s->o.workers : 1;
+    }
     if (!o->model_uri || !*o->model_uri) {
         err_set(KF_EINVAL, "no model URI");
         goto fail;
@@ -742,7 +748,8 @@ serve *serve_new(const serve_options *o)
     }
     if (storage_new(&s->st, NULL) < 0)
         goto fail;
-    if (batcher_new(&s->batcher, &(batcher_options){.max_batch = o->infer.max_batch, .max_delay_s = o->max_delay_s,
+    if (batcher_new(&s->batcher, &(batcher_options){.workers = s->o.workers, .max_batch = o->infer.max_batch,
+                                                    .max_delay_s = o->max_delay_s,
                                                     .max_queued = o->max_queued, .on_batch = on_batch,
                                                     .on_model = on_model, .ctx = s}) < 0)
         goto fail;

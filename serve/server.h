@@ -18,7 +18,9 @@ typedef struct {
     const char *model_uri;    /* required: the run folder or its model.safetensors */
     const char *model_name;   /* served name; NULL: config.json's "job", else "kubefit" */
     const char *work_dir;     /* downloads; NULL: $TMPDIR */
-    infer_options infer;      /* device, threads, max_batch (texts per forward), lang, threshold */
+    infer_options infer;      /* device, threads (per worker), max_batch (texts per forward), lang,
+                               * threshold */
+    int workers;              /* inference workers, each with its own copy of the model; <= 0: 1 */
     double max_delay_s;       /* dynamic batching: the longest a text waits for its batch to fill */
     size_t max_body;          /* request body bytes; 0: 1 MiB */
     size_t max_texts;         /* texts per request; 0: 256 */

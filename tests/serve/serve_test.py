@@ -10,7 +10,8 @@ different seeds; a single-label job), then checks:
   predictions  every inference route (v2 batched, v1, TorchServe) = `kubefit-trainer predict` on
                the same texts (contractions, accents, emoji, a text past the 1440-token window),
                single- and multi-label;
-  batching     64 concurrent requests: all answered right, some batches hold several texts;
+  batching     64 concurrent requests on 2 inference workers: all answered right, some batches hold
+               several texts;
   queue        a burst over --max-queue gets 503 + Retry-After in the protocol's shape, the rest 200;
   hot swap     clients send requests without pause while the model is swapped run 1 -> 2 -> 1 -> 2
                (repository API) and reloaded (SIGHUP): no request fails, every answer equals the
@@ -477,7 +478,7 @@ def main():
     servers = []
     try:
         s = Server(d, uri1, "--max-texts", "64", "--max-body-bytes", "65536", "--repository-api",
-                   "--max-batch-delay-ms", "20").wait_ready()
+                   "--max-batch-delay-ms", "20", "--workers", "2", "--threads", "1").wait_ready()
         servers.append(s)
         conformance(s, "tags", labels)
         predictions(s, root, "tags", 1, labels)
