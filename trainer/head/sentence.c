@@ -204,7 +204,9 @@ int head_sentence_forward(head_sentence *s, const int32_t *tokens, int B, int S,
                            "sentence: every row is padding at position %d (batch not pad-first"
                            " with the longest row first?)", i);
         nn_acts *a = NULL;
-        if ((rc = chunk_acts(s, keep ? s->n_kept : -1, &a)))
+        /* Only a training forward keeps each chunk's activations (for backward); eval runs every
+         * chunk in the shared scratch (inference memory: one chunk's activations, not max_len's). */
+        if ((rc = chunk_acts(s, keep && o && o->training ? s->n_kept : -1, &a)))
             return rc;
         for (int b = 0; b < rb; b++)
             memcpy(s->sub + (size_t)b * t, tokens + (size_t)b * S + i, (size_t)t * sizeof(int32_t));
@@ -219,11 +221,14 @@ int head_sentence_forward(head_sentence *s, const int32_t *tokens, int B, int S,
             return err_wrap(rc, "sentence: chunk at position %d", i);
         if (!keep)
             continue;
-        kept_chunk *kc = &s->kept[s->n_kept++];
-        kc->b = rb, kc->t = t, kc->toff = i - first;
+        const int toff = i - first;
+        if (o && o->training) { /* what backward needs of the chunk (its activations are kept[n]) */
+            kept_chunk *kc = &s->kept[s->n_kept++];
+            kc->b = rb, kc->t = t, kc->toff = toff;
+        }
         const float *h = a->layer[NL - 1].h + (size_t)rb * E; /* (t,rb,E) raw output */
         for (int tt = 0; tt < t; tt++)
-            be->copy(be, s->out + ((size_t)(kc->toff + tt) * B) * E, h + (size_t)tt * rb * E,
+            be->copy(be, s->out + ((size_t)(toff + tt) * B) * E, h + (size_t)tt * rb * E,
                      (size_t)rb * E * sizeof(float));
     }
     s->B = B;
@@ -251,8 +256,8 @@ int head_sentence_backward(head_sentence *s)
     nn_backend *be = s->be;
     const int B = s->B, E = s->E;
     int rc = 0;
-    if (!s->fwd_ok)
-        return err_set(KF_EINVAL, "sentence: backward without a completed forward");
+    if (!s->fwd_ok || !s->training)
+        return err_set(KF_EINVAL, "sentence: backward without a completed training forward");
     if (s->training)
         head_artar_backward(be, s->d_out, s->out, s->T, B, E, s->cfg.ar_alpha, s->cfg.tar_beta,
                             1.0f);

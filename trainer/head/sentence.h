@@ -66,7 +66,8 @@ float *head_sentence_dout(head_sentence *s);
 /* AR + TAR of the last forward (0 in eval, as fastai's RNNRegularizer). */
 double head_sentence_reg(const head_sentence *s);
 /* Adds the AR/TAR gradient (training) to d_out and backpropagates every kept chunk into the
- * encoder's gradients (nn_grads, accumulated). */
+ * encoder's gradients (nn_grads, accumulated). KF_EINVAL after an eval forward (it keeps no
+ * activations: every chunk runs in one shared scratch). */
 int head_sentence_backward(head_sentence *s);
 
 #endif
