@@ -1,41 +1,98 @@
 #!/usr/bin/env bash
-# bench/quality.sh: kubefit-trainer vs fastai on debtags (same train/valid split, same
-# vocabulary - ours, built by the same make_vocab rules -, same small AWD-LSTM config, same ULMFiT
-# recipe and epochs, random-init LM on both sides). Prints micro-F1, macro-F1 and the per-label
-# (Hamming) accuracy of both;
-# last line quality_delta_vs_fastai=<ours - theirs> (micro-F1).
+# bench/quality.sh: does ULMFiT in kubefit beat what a skeptic would try first? On each data set
+# (docs/quality.md: single-label sentiment and e-mail, multi-label debtags en and fr; built by
+# hack/make-quality-data) and several seeds, six rows:
+#   majority        the most frequent training label
+#   tfidf-lr        TF-IDF (word 1-2 grams) + logistic regression, C by 3-fold CV (scikit-learn)
+#   fastai          fastai's ULMFiT classifier, encoder from random weights (the recipe below)
+#   random          kubefit-trainer, the same recipe, encoder from random weights
+#   pretrained      kubefit-trainer, the encoder of the pretrained LM (hack/pretrain-lm)
+#   pretrained-ft   kubefit-trainer, the pretrained LM fine-tuned on the task's texts first
+#                   (LM_EPOCHS, ULMFiT's full recipe), then the classifier
+# Same vocabulary (ours: fastai reads the random row's vocab.txt), same model size (the
+# pretrained LM's), same classifier recipe (gradual unfreezing over EPOCHS, lr LR, batch BS, BPTT,
+# drop-mult DROP) in kubefit and fastai, each on THREADS threads. Prints one line per data set
+# and row: the primary metric (single-label accuracy, multi-label micro-F1) as mean, spread
+# (sample standard deviation over seeds) and min..max, macro-F1, wall and CPU seconds per run;
+# last lines quality_delta_vs_fastai=<mean over data sets of kubefit random - fastai> and
+# quality_delta_vs_linear=<mean over data sets of kubefit's best pretrained row - TF-IDF + LR>.
 #   bench/quality.sh [BUILD_DIR]
-# env: DATA (debtags: data/debtags/en; debtags-small for a quick run), EPOCHS (4), LM_EPOCHS (1),
-#      EMB (64) HIDDEN (192) LAYERS (2) BS (32) BPTT (72) LR (0.05) LM_LR (0.01) DROP (0.3) THREADS (nproc)
-# fastai tokenises with its own spaCy-based tokenizer (rules identical to ours, docs/data.md); the
-# vocabulary and everything after it are shared.
+# env: SETS ("reviews/en spam/en debtags/en debtags/fr"), SEEDS ("1 2 3"),
+#      ROWS ("majority tfidf-lr fastai random pretrained pretrained-ft"),
+#      DATA (data/quality: SET/LANG/data/{train,valid}.csv), PRETRAINED (out/pretrain/bucket:
+#      LANG/pretrained/{lm.safetensors,vocab.txt}), OUT (out/quality: one JSON per set, row and
+#      seed; results already there are reused, FRESH=1 recomputes), EPOCHS (6) LM_EPOCHS (1)
+#      BS (32) BPTT (72) LR (0.02) LM_LR (0.002) DROP (0.3) THREADS (2); EMB HIDDEN LAYERS (64 192
+#      2) only without a pretrained LM. Rows that need a missing pretrained LM are skipped (said).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 T="$build/trainer/kubefit-trainer"
 py="${KUBEFIT_TOOLS:-$HOME/.cache/kubefit}/venv-torch/bin/python"
-data=${DATA:-debtags}
-E=${EPOCHS:-4} LME=${LM_EPOCHS:-1} EMB=${EMB:-64} HID=${HIDDEN:-192} NL=${LAYERS:-2} BS=${BS:-32}
-BPTT=${BPTT:-72} LR=${LR:-0.05} LMLR=${LM_LR:-0.01} DROP=${DROP:-0.3} TH=${THREADS:-$(nproc)}
+SETS=${SETS:-"reviews/en spam/en debtags/en debtags/fr"} SEEDS=${SEEDS:-"1 2 3"}
+ROWS=${ROWS:-"majority tfidf-lr fastai random pretrained pretrained-ft"}
+data=${DATA:-$root/data/quality} pre=${PRETRAINED:-$root/out/pretrain/bucket} out=${OUT:-$root/out/quality}
+E=${EPOCHS:-6} LME=${LM_EPOCHS:-1} BS=${BS:-32} BPTT=${BPTT:-72} LR=${LR:-0.02} LMLR=${LM_LR:-0.002}
+DROP=${DROP:-0.3} TH=${THREADS:-2}
+rep="python3 $root/bench/quality_report.py"
 [ -x "$T" ] || { echo "quality: $T missing" >&2; exit 2; }
-[ -f "$root/data/$data/en/data/train.csv" ] || { echo "quality: data/$data missing (hack/make-datasets)" >&2; exit 2; }
+[ -x "$py" ] || { echo "quality: $py missing (hack/setup)" >&2; exit 2; }
+has() { [[ " $ROWS " == *" $1 "* ]]; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/b/en/data"
-cp "$root/data/$data/en/data/train.csv" "$root/data/$data/en/data/valid.csv" "$tmp/b/en/data/"
-
-"$T" train --lang en --bucket-name "$tmp/b" --model-dir m --epochs "$E" --lm-epochs "$LME" --emb-size "$EMB" \
-  --hidden-size "$HID" --layers "$NL" --batch-size "$BS" --bptt "$BPTT" --lr "$LR" --lm-lr "$LMLR" \
-  --drop-mult "$DROP" --threads "$TH" --result-file "$tmp/r.json" >/dev/null 2>"$tmp/ours.log" ||
-  { echo "quality: kubefit-trainer failed:" >&2; tail -5 "$tmp/ours.log" >&2; exit 1; }
-ours=$(python3 -c "import json; o=json.load(open('$tmp/b/m/en/default/1/metrics.json'))['overall']; print(json.dumps(o))")
-theirs=$("$py" "$root/bench/quality_fastai.py" --data "$tmp/b/en/data" --vocab "$tmp/b/m/en/default/1/vocab.txt" \
-  --emb "$EMB" --hidden "$HID" --layers "$NL" --epochs "$E" --lm-epochs "$LME" --bs "$BS" --bptt "$BPTT" \
-  --lr "$LR" --lm-lr "$LMLR" --drop-mult "$DROP" --threads "$TH" 2>"$tmp/fastai.log" | grep '^{"impl"' | tail -1) ||
-  { echo "quality: the fastai side failed:" >&2; tail -20 "$tmp/fastai.log" >&2; exit 1; }
-python3 - "$ours" "$theirs" <<'PY'
+for set in $SETS; do
+  lang=${set#*/} dir="$data/$set/data" res="$out/${set//\//_}"
+  [ -f "$dir/train.csv" ] && [ -f "$dir/valid.csv" ] || { echo "quality: $dir missing (hack/make-quality-data)" >&2; exit 2; }
+  mkdir -p "$res"
+  lm="$pre/$lang/pretrained/lm.safetensors" voc="$pre/$lang/pretrained/vocab.txt"
+  if [ -f "$lm" ]; then read -r EMB HID NL < <($rep dims "$lm"); else EMB=${EMB:-64} HID=${HIDDEN:-192} NL=${LAYERS:-2}; fi
+  if (has majority || has tfidf-lr) && { [ -n "${FRESH:-}" ] || [ ! -f "$res/tfidf-lr-seed0.json" ]; }; then
+    echo "quality: $set: majority, TF-IDF + LR" >&2
+    "$py" "$root/bench/quality_linear.py" --data "$dir" --threads "$TH" > "$tmp/lin.jsonl"
+    python3 - "$tmp/lin.jsonl" "$res" <<'PY'
 import json, sys
-o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-for name, m in (("kubefit", o), ("fastai", t)):
-    print(f"{name:8} microF1={m['microF1']:.4f} macroF1={m['macroF1']:.4f} labelAccuracy={m['labelAccuracy']:.4f}")
-print(f"quality_delta_vs_fastai={o['microF1'] - t['microF1']:+.4f}")
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    json.dump(m, open(f"{sys.argv[2]}/{m['impl']}-seed0.json", "w"))
 PY
+  fi
+  for seed in $SEEDS; do
+    common=(--lang "$lang" --model-dir m --epochs "$E" --batch-size "$BS" --bptt "$BPTT" --lr "$LR"
+            --drop-mult "$DROP" --threads "$TH" --seed "$seed" --device cpu)
+    for row in random pretrained pretrained-ft; do
+      want=0; has "$row" && want=1
+      [ "$row" = random ] && has fastai && want=1  # fastai reads the random row's vocabulary
+      [ $want = 1 ] || continue
+      f="$res/$row-seed$seed.json"
+      if [ -z "${FRESH:-}" ] && [ -f "$f" ] && { [ "$row" != random ] || [ -f "$res/vocab-seed$seed.txt" ]; }; then
+        continue
+      fi
+      extra=(--stages classifier --emb-size "$EMB" --hidden-size "$HID" --layers "$NL")
+      if [ "$row" != random ]; then
+        [ -f "$lm" ] || { echo "quality: $set: no pretrained LM in $pre/$lang/pretrained: row $row skipped" >&2; continue; }
+        extra=(--pretrained-uri "$lm" --vocab-uri "$voc" --stages classifier)
+        [ "$row" = pretrained ] || extra=(--pretrained-uri "$lm" --vocab-uri "$voc" --stages finetune-lm,classifier
+                                          --lm-epochs "$LME" --lm-lr "$LMLR")
+      fi
+      echo "quality: $set: kubefit $row, seed $seed" >&2
+      b="$tmp/b-$row" && rm -rf "$b" && mkdir -p "$b/$lang/data" && cp "$dir/train.csv" "$dir/valid.csv" "$b/$lang/data/"
+      $rep run "$tmp/t.json" -- "$T" train --bucket-name "$b" "${common[@]}" "${extra[@]}" --result-file "$tmp/r.json" \
+        >/dev/null 2>"$tmp/k.log" || { echo "quality: kubefit-trainer failed ($set $row $seed):" >&2; tail -5 "$tmp/k.log" >&2; exit 1; }
+      python3 - "$b/m/$lang/default/1/metrics.json" "$tmp/t.json" "$f" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["overall"]
+m.update(json.load(open(sys.argv[2])), impl="kubefit")
+json.dump(m, open(sys.argv[3], "w"))
+PY
+      [ "$row" != random ] || cp "$b/m/$lang/default/1/vocab.txt" "$res/vocab-seed$seed.txt"
+    done
+    if has fastai && { [ -n "${FRESH:-}" ] || [ ! -f "$res/fastai-seed$seed.json" ]; }; then
+      echo "quality: $set: fastai, seed $seed" >&2
+      "$py" "$root/bench/quality_fastai.py" --data "$dir" --vocab "$res/vocab-seed$seed.txt" --emb "$EMB" \
+        --hidden "$HID" --layers "$NL" --epochs "$E" --lm-epochs 0 --bs "$BS" --bptt "$BPTT" --lr "$LR" \
+        --drop-mult "$DROP" --seed "$seed" --threads "$TH" > "$tmp/fa.out" 2>"$tmp/fa.log" ||
+        { echo "quality: the fastai side failed ($set $seed):" >&2; tail -20 "$tmp/fa.log" >&2; exit 1; }
+      grep '^{"impl"' "$tmp/fa.out" | tail -1 > "$res/fastai-seed$seed.json"
+    fi
+  done
+done
+$rep table "$out" "$SETS" "$ROWS"

@@ -28,8 +28,14 @@ def _meta_and_tensors(path):
 
 
 def read_vocab(path):
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    """vocab.txt exactly as the trainer reads it (trainer/text/vocab.c): a UTF-8 byte-order mark
+    skipped, lines split on LF only, one CR before it dropped, the line "\\n" is the newline token.
+    (Python's text mode would also split on a lone CR inside a token.)"""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return ["\n" if l in ("\\n", "\\n\r") else l[:-1] if l.endswith("\r") else l for l in lines]
 
 
 def load(model_path, vocab_path=None):

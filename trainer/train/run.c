@@ -170,9 +170,13 @@ static int load_inputs(run_state *r)
     int rc;
     char *train = NULL, *valid = NULL, *corpus = NULL, *voc = NULL, *lm = NULL, *ck = NULL, *ck_uri = NULL;
     const run_opts *o = r->o;
+    /* A run without the classifier (pretrain, or train with LM stages only: a pretraining
+     * TrainingJob) needs no labelled texts: corpus.txt alone will do. */
+    const int lm_run = o->command == RUN_PRETRAIN ||
+                       (o->command == RUN_TRAIN && !((o->stages ? o->stages : RUN_STAGES_DEFAULT) & RUN_STAGE_CLASSIFIER));
     /* Only the layout's defaults may be absent: a URI named by a flag must exist. The local
      * copies keep the URI's extension (train.jsonl is read as JSON lines). */
-    if ((rc = run_fetch(r, r->lay.train, "train", o->command != RUN_PRETRAIN || o->train_uri, &train)) < 0)
+    if ((rc = run_fetch(r, r->lay.train, "train", !lm_run || o->train_uri, &train)) < 0)
         goto done;
     if ((rc = run_fetch(r, r->lay.valid, "valid", o->valid_uri != NULL, &valid)) < 0 ||
         (rc = run_fetch(r, r->lay.corpus, "corpus", o->corpus_uri != NULL, &corpus)) < 0)
@@ -228,13 +232,16 @@ static int load_inputs(run_state *r)
     data_options dopt = {.train_path = train ? train : corpus, .valid_path = train ? valid : NULL,
                          .corpus_path = train ? corpus : NULL, .lang = o->lang, .valid_frac = o->valid_frac,
                          .seed = o->seed, .skip_bad_rows = o->skip_bad_rows, .max_vocab = (size_t)o->max_vocab,
-                         .min_freq = (uint64_t)o->min_freq, .lm_only = o->command == RUN_PRETRAIN,
+                         .min_freq = (uint64_t)o->min_freq, .lm_only = o->command == RUN_PRETRAIN || (lm_run && !train),
                          .label_mode = o->label_mode, .text_col = o->text_col, .label_col = o->label_col,
                          .label_sep = o->label_sep};
     if ((rc = data_load(&r->data, &dopt)) < 0)
         goto done;
-    log_info("run", "data loaded", "{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "train", (json_int_t)r->data.train.n, "valid",
-             (json_int_t)r->data.valid.n, "lmDocs", (json_int_t)r->data.lm_train.n, "vocab",
+    json_int_t lm_tokens = 0; /* LM training tokens per epoch (xxbos included) */
+    for (size_t i = 0; i < r->data.lm_train.n; i++)
+        lm_tokens += (json_int_t)r->data.lm_train.v[i].n;
+    log_info("run", "data loaded", "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "train", (json_int_t)r->data.train.n, "valid",
+             (json_int_t)r->data.valid.n, "lmDocs", (json_int_t)r->data.lm_train.n, "lmTokens", lm_tokens, "vocab",
              (json_int_t)vocab_size(r->data.vocab), "labels", (json_int_t)r->data.n_labels, "skippedRows",
              (json_int_t)r->data.skipped_rows, "multiLabel", r->data.multi_label);
 done:
