@@ -148,8 +148,11 @@ struct nn_backend {
 
 enum { NN_RED_SUM = 0, NN_RED_SUMSQ = 1, NN_RED_TDIFF = 2 };
 
-/* CPU backend: OpenBLAS sgemm + pthread-pool kernels on `threads` threads (<= 0: all cores).
- * Caller frees with be->destroy(be). Returns 0 or a negative KF_E* code. */
+/* CPU backend: gemm_cpu.h products + pthread-pool kernels on `threads` threads (<= 0: all
+ * cores). Caller frees with be->destroy(be). Returns 0 or a negative KF_E* code. */
 int nn_backend_cpu_new(nn_backend **out, int threads);
+/* The CPU backend's product kernels: "avx512", "avx2", "c" or "openblas" (KUBEFIT_GEMM); NULL
+ * for another backend. */
+const char *nn_backend_cpu_gemm(const nn_backend *be);
 
 #endif

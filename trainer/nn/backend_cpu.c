@@ -1,8 +1,10 @@
-/* backend_cpu: the nn_backend table on the CPU - OpenBLAS for matrix products, gemm_cpu.c for
- * the products with a packed recurrent weight, a pthread pool (pool.c, sleeping workers) for the
- * element-wise kernels (exp/tanh-bound rows in ew_cpu.c). Float32 storage, double accumulation
- * in reductions. Dimension legend: see backend.h (N rows, D columns, B batch, H hidden, V vocab,
- * E emb). Each kernel is a range function over its index space plus a call through the pool. */
+/* backend_cpu: the nn_backend table on the CPU - gemm_cpu.c for every matrix product (its own
+ * AVX-512 / AVX2 / C micro-kernels, picked by CPU features; KUBEFIT_GEMM=avx512|avx2|c|openblas
+ * overrides, openblas being the former path through cblas_sgemm, kept for comparison), a pthread
+ * pool (pool.c, sleeping workers) for the products and the element-wise kernels (exp/tanh-bound
+ * rows in ew_cpu.c). Float32 storage, double accumulation in reductions. Dimension legend: see
+ * backend.h (N rows, D columns, B batch, H hidden, V vocab, E emb). Each kernel is a range
+ * function over its index space plus a call through the pool. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "err.h"
 #include "ew_cpu.h"
 #include "gemm_cpu.h"
+#include "log.h"
 #include "pool.h"
 #include "rng.h"
 
@@ -21,7 +24,14 @@
 
 void openblas_set_num_threads(int num_threads);
 
-#define POOL(be) ((nn_pool *)(be)->ctx)
+typedef struct cpu_ctx {
+    nn_pool *pool;
+    nn_gemm *gemm;
+    bool openblas; /* KUBEFIT_GEMM=openblas: sgemm through cblas (the packed products stay ours) */
+} cpu_ctx;
+
+#define CTX(be) ((cpu_ctx *)(be)->ctx)
+#define POOL(be) (CTX(be)->pool)
 
 static void *cpu_alloc(nn_backend *be, size_t bytes)
 {
@@ -56,6 +66,10 @@ static void cpu_sgemm(nn_backend *be, bool ta, bool tb, int M, int N, int K, flo
 {
     if (M <= 0 || N <= 0)
         return;
+    if (!CTX(be)->openblas) {
+        nn_gemm_run(CTX(be)->gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
                 N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -412,26 +426,30 @@ static void cpu_sumsq_tdiff_grad(nn_backend *be, float *dx, const float *x, floa
 
 static size_t cpu_packed_floats(nn_backend *be, int K, int N)
 {
-    return nn_gemm_packed_floats(K, N);
+    return nn_gemm_packed_size(CTX(be)->gemm, K, N);
 }
 
 static void cpu_pack_b(nn_backend *be, float *packed, const float *B, int ldb, bool trans_b, int K,
                        int N)
 {
-    nn_gemm_pack_b(POOL(be), packed, B, ldb, trans_b, K, N);
+    nn_gemm_pack(CTX(be)->gemm, packed, B, ldb, trans_b, K, N);
 }
 
 static void cpu_sgemm_packed(nn_backend *be, int M, int N, int K, const float *A, int lda,
                              const float *packed, float beta, float *C, int ldc)
 {
-    nn_gemm_packed(POOL(be), M, N, K, A, lda, packed, beta, C, ldc);
+    nn_gemm_run_packed(CTX(be)->gemm, M, N, K, A, lda, packed, beta, C, ldc);
 }
 
 static void cpu_destroy(nn_backend *be)
 {
     if (!be)
         return;
-    nn_pool_free(POOL(be));
+    if (be->ctx) {
+        nn_gemm_free(CTX(be)->gemm);
+        nn_pool_free(POOL(be));
+        free(be->ctx);
+    }
     free(be);
 }
 
@@ -448,14 +466,28 @@ int nn_backend_cpu_new(nn_backend **out, int threads)
     }
     if (threads > 256)
         threads = 256;
-    nn_pool *pool = NULL;
-    if ((rc = nn_pool_new(&pool, threads))) {
+    cpu_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
         free(be);
+        return err_set(KF_ENOMEM, "nn: out of memory for the CPU backend");
+    }
+    be->ctx = ctx;
+    /* KUBEFIT_GEMM picks the product kernels by name (benchmarks, A/B checks). */
+    const char *want = getenv("KUBEFIT_GEMM");
+    const nn_gemm_arch *arch = want && *want ? nn_gemm_arch_named(want) : NULL;
+    ctx->openblas = want && !strcmp(want, "openblas");
+    if (want && *want && !arch && !ctx->openblas)
+        log_warn("nn", "KUBEFIT_GEMM names no kernel set this CPU runs; using the best",
+                 "{s:s,s:s}", "KUBEFIT_GEMM", want, "using",
+                 nn_gemm_arch_name(nn_gemm_arch_best()));
+    if ((rc = nn_pool_new(&ctx->pool, threads)) ||
+        (rc = nn_gemm_new(&ctx->gemm, ctx->pool, arch))) {
+        cpu_destroy(be);
         return rc;
     }
     *be = (nn_backend){
         .name = "cpu",
-        .ctx = pool,
+        .ctx = ctx,
         .threads = threads,
         .destroy = cpu_destroy,
         .alloc = cpu_alloc,
@@ -490,4 +522,11 @@ int nn_backend_cpu_new(nn_backend **out, int threads)
     openblas_set_num_threads(threads);
     *out = be;
     return 0;
+}
+
+const char *nn_backend_cpu_gemm(const nn_backend *be)
+{
+    if (!be || strcmp(be->name, "cpu") != 0)
+        return NULL;
+    return CTX(be)->openblas ? "openblas" : nn_gemm_arch_name(nn_gemm_arch_of(CTX(be)->gemm));
 }

@@ -1,191 +1,355 @@
-/* gemm_cpu: C(M,N) = A(M,K) P(K,N) + beta C with P packed once (see gemm_cpu.h).
- * Packed layout: blocks of KC inner indices, each a run of column panels of NR, so one block
- * is read front to back: P[k][p*NR + j] sits at k0*Np + p*kc*NR + (k-k0)*NR + j where k0 is
- * the block start, kc its length and Np = N rounded up to NR; zero beyond N.
- * A micro-kernel computes an MR x NR tile of C over a block of KC inner indices, keeping the
- * tile in registers (AVX2+FMA when the CPU has it, plain C otherwise - chosen once at
- * run time, so the binary stays portable).
- * Dimension legend: M rows (batch), K inner, N columns. */
+/* gemm_cpu: the blocked product driver (see gemm_cpu.h; the kernels are in gemm_kern.c).
+ * C is cut into a grid of tm x tn parts, one per thread (pick_grid weighs the tiles a part
+ * computes against the packing it repeats). A part walks its columns in blocks of nc and the
+ * inner dimension in blocks of kc: it packs op(B)'s kc x nc block into panels of nr columns
+ * (the block stays in L2), then for each row tile of mr rows runs the micro-kernel across the
+ * panels, so the tile's A micro-panel (kc x mr) stays in L1 and C is swept along its rows.
+ * A is read in place (mr row pointers) unless transposed; a transposed A's tile is first copied
+ * into a contiguous micro-panel. Measured on the LM's shapes (bench/trainer-step/bench_gemm):
+ * this order beat panel-outer with packed A blocks by 10-20% on a Sapphire Rapids core.
+ * Pre-packed layout (nn_gemm_pack): blocks of kc inner indices, each a run of column panels, so
+ * one block is read front to back: P[k][q*nr + j] sits at k0*Np + q*kc*nr + (k-k0)*nr + j where
+ * k0 is the block start, kc its length and Np = N rounded up to nr; zero beyond N.
+ * Dimension legend: M rows, K inner, N columns; mr x nr a tile, mt/np tiles/panels of C. */
 #include "gemm_cpu.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define HAVE_X86 1
-#else
-#define HAVE_X86 0
-#endif
+#include "err.h"
+#include "gemm_kern.h"
 
-#define NR 24  /* columns of a tile: 3 AVX registers */
-#define MR 4   /* rows of a tile: 4 x 3 = 12 accumulators */
-#define KC 512 /* inner block: a panel block (KC x NR, 48 KiB) stays in L2 across the row tiles */
+/* Products smaller than this many multiply-adds per part are not worth waking a worker for. */
+#define MIN_MACS_PER_PART (1 << 20)
 
-size_t nn_gemm_packed_floats(int K, int N) { return (size_t)((N + NR - 1) / NR) * NR * (size_t)K; }
+const nn_gemm_arch *nn_gemm_arch_best(void)
+{
+    const nn_gemm_arch *order[] = {nn_gemm_kern_avx512(), nn_gemm_kern_avx2()};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+        if (order[i] && nn_gemm_kern_usable(order[i]))
+            return order[i];
+    return nn_gemm_kern_c();
+}
 
-typedef struct pack_args {
+const nn_gemm_arch *nn_gemm_arch_named(const char *name)
+{
+    const nn_gemm_arch *all[] = {nn_gemm_kern_avx512(), nn_gemm_kern_avx2(), nn_gemm_kern_c()};
+    for (size_t i = 0; name && i < sizeof all / sizeof *all; i++)
+        if (all[i] && !strcmp(all[i]->name, name))
+            return nn_gemm_kern_usable(all[i]) ? all[i] : NULL;
+    return NULL;
+}
+
+const char *nn_gemm_arch_name(const nn_gemm_arch *arch) { return arch->name; }
+
+struct nn_gemm {
+    nn_pool *pool;
+    const nn_gemm_arch *arch;
+    int threads;
+    float **ws;   /* per part: an A tile (mr*kc floats) then a B block (kc*nc), 64-byte aligned */
+    int ws_count; /* buffers allocated so far (grown on demand, >= 1) */
+};
+
+static size_t ws_floats(const nn_gemm_arch *a)
+{
+    return (size_t)a->mr * a->kc + (size_t)a->kc * a->nc;
+}
+
+/* Makes buffers for up to `parts` parts; returns how many exist (>= 1). */
+static int ws_ensure(nn_gemm *g, int parts)
+{
+    size_t bytes = ws_floats(g->arch) * sizeof(float);
+    while (g->ws_count < parts && g->ws_count < g->threads) {
+        float *p = aligned_alloc(64, bytes);
+        if (!p)
+            break; /* fewer parts then: slower, still right */
+        g->ws[g->ws_count++] = p;
+    }
+    return g->ws_count;
+}
+
+int nn_gemm_new(nn_gemm **out, nn_pool *pool, const nn_gemm_arch *arch)
+{
+    *out = NULL;
+    nn_gemm *g = calloc(1, sizeof *g);
+    int threads = nn_pool_threads(pool);
+    if (!g || !(g->ws = calloc((size_t)threads, sizeof *g->ws))) {
+        free(g);
+        return err_set(KF_ENOMEM, "nn: out of memory for the matrix product buffers");
+    }
+    g->pool = pool, g->arch = arch ? arch : nn_gemm_arch_best(), g->threads = threads;
+    if (ws_ensure(g, 1) < 1) {
+        nn_gemm_free(g);
+        return err_set(KF_ENOMEM, "nn: out of memory for the matrix product buffers");
+    }
+    *out = g;
+    return 0;
+}
+
+void nn_gemm_free(nn_gemm *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->ws_count; i++)
+        free(g->ws[i]);
+    free(g->ws);
+    free(g);
+}
+
+const nn_gemm_arch *nn_gemm_arch_of(const nn_gemm *g) { return g->arch; }
+
+/* ---- the grid of parts ------------------------------------------------------------------ */
+
+typedef struct grid {
+    int tm, tn; /* parts along rows and columns */
+    int mt, np; /* row tiles and column panels of C */
+} grid;
+
+/* At most `threads` parts, fewer for small products. A part's cost: its tiles' multiply-adds
+ * plus what it packs or streams again because another part has the same rows (A) or columns
+ * (B) - weighted as 16 multiply-adds per float moved. */
+static grid pick_grid(const nn_gemm_arch *a, int threads, int M, int N, int K)
+{
+    grid best = {1, 1, (M + a->mr - 1) / a->mr, (N + a->nr - 1) / a->nr};
+    double macs = (double)M * N * K;
+    int maxp = threads;
+    if (macs / MIN_MACS_PER_PART < maxp)
+        maxp = macs < MIN_MACS_PER_PART ? 1 : (int)(macs / MIN_MACS_PER_PART);
+    double best_cost = -1;
+    for (int tn = 1; tn <= maxp && tn <= best.np; tn++)
+        for (int tm = 1; tm * tn <= maxp && tm <= best.mt; tm++) {
+            double rows = (double)((best.mt + tm - 1) / tm) * a->mr;
+            double cols = (double)((best.np + tn - 1) / tn) * a->nr;
+            double cost = rows * cols + 16.0 * (rows + cols);
+            if (best_cost < 0 || cost < best_cost - 1e-9 ||
+                (cost < best_cost + 1e-9 && tm * tn < best.tm * best.tn)) {
+                best_cost = cost;
+                best.tm = tm, best.tn = tn;
+            }
+        }
+    return best;
+}
+
+/* Part k's rows [*r0,*r1) and columns [*n0,*n1) of C (M x N). */
+static void part_range(const grid *gr, const nn_gemm_arch *a, int M, int N, int k, int *r0,
+                       int *r1, int *n0, int *n1)
+{
+    int im = k / gr->tn, in = k % gr->tn;
+    *r0 = (int)((long long)gr->mt * im / gr->tm) * a->mr;
+    *r1 = (int)((long long)gr->mt * (im + 1) / gr->tm) * a->mr;
+    *n0 = (int)((long long)gr->np * in / gr->tn) * a->nr;
+    *n1 = (int)((long long)gr->np * (in + 1) / gr->tn) * a->nr;
+    *r1 = *r1 < M ? *r1 : M;
+    *n1 = *n1 < N ? *n1 : N;
+}
+
+/* ---- the general product ---------------------------------------------------------------- */
+
+typedef struct run_job {
+    const nn_gemm_arch *arch;
+    float **ws;
+    grid gr;
+    bool ta, tb, beta_acc;
+    int M, N, K, lda, ldb, ldc;
+    float alpha;
+    const float *A, *B;
+    float *C;
+} run_job;
+
+/* dst(kc, mr) = rows [r0, r0+rows) of op(A) = A^T (A stored (K,M)) over inner [k0, k0+kc),
+ * zero past the last row: each k's mr values are adjacent in A, so this is a copy of kc short
+ * runs into one contiguous micro-panel (L1-friendly; and a last partial tile read in place
+ * would run past the end of A). */
+static void pack_a_t(float *dst, const float *A, size_t lda, int r0, int k0, int rows, int kc,
+                        int mr)
+{
+    for (int k = 0; k < kc; k++) {
+        memcpy(dst + (size_t)k * mr, A + (size_t)(k0 + k) * lda + r0, (size_t)rows * sizeof(float));
+        memset(dst + (size_t)k * mr + rows, 0, (size_t)(mr - rows) * sizeof(float));
+    }
+}
+
+/* One part: for each block of nc columns and kc inner indices, pack op(B)'s block (kept in L2),
+ * then for each row tile (its A micro-panel stays in L1) run over the panels. */
+static void run_part(const run_job *j, int part)
+{
+    const nn_gemm_arch *a = j->arch;
+    int r0, r1, n0, n1, mr = a->mr, nr = a->nr;
+    part_range(&j->gr, a, j->M, j->N, part, &r0, &r1, &n0, &n1);
+    float *abuf = j->ws[part], *bbuf = abuf + (size_t)a->mr * a->kc;
+    size_t lda = (size_t)j->lda, ldb = (size_t)j->ldb, ldc = (size_t)j->ldc;
+    for (int jc = n0; jc < n1; jc += a->nc) {
+        int nc = n1 - jc < a->nc ? n1 - jc : a->nc, npan = (nc + nr - 1) / nr;
+        for (int pc = 0; pc < j->K; pc += a->kc) {
+            int kc = j->K - pc < a->kc ? j->K - pc : a->kc;
+            bool acc = pc > 0 || j->beta_acc;
+            for (int q = 0; q < npan; q++) {
+                int cols = nc - q * nr < nr ? nc - q * nr : nr, c0 = jc + q * nr;
+                const float *src = j->tb ? j->B + (size_t)c0 * ldb + pc : j->B + pc * ldb + c0;
+                a->pack(bbuf + (size_t)q * kc * nr, src, ldb, j->tb, kc, cols, nr);
+            }
+            for (int ir = r0; ir < r1; ir += mr) {
+                int rows = r1 - ir < mr ? r1 - ir : mr;
+                const float *ap = j->A + ir * lda + pc; /* A's rows in place, or ... */
+                size_t rs = lda, cs = 1;
+                if (j->ta) { /* ... op(A) = A^T's tile copied together (kc lines -> kc*mr) */
+                    pack_a_t(abuf, j->A, lda, ir, pc, rows, kc, mr);
+                    ap = abuf, rs = 1, cs = (size_t)mr;
+                }
+                float *c = j->C + ir * ldc + jc;
+                for (int q = 0; q < npan; q++)
+                    a->kernel(kc, ap, rs, cs, bbuf + (size_t)q * kc * nr, c + q * nr, ldc, rows,
+                              nc - q * nr < nr ? nc - q * nr : nr, j->alpha, acc);
+            }
+        }
+    }
+}
+
+static void run_range(void *v, size_t lo, size_t hi)
+{
+    for (size_t k = lo; k < hi; k++)
+        run_part(v, (int)k);
+}
+
+/* C *= beta for beta not 0 or 1; C = 0 for beta 0 when there is nothing to add (K 0). */
+static void scale_c(int M, int N, float beta, float *C, int ldc, bool no_product)
+{
+    for (int r = 0; r < M; r++) {
+        float *row = C + (size_t)r * ldc;
+        if (beta == 0.0f && no_product)
+            memset(row, 0, (size_t)N * sizeof(float));
+        else if (beta != 0.0f && beta != 1.0f)
+            for (int j = 0; j < N; j++)
+                row[j] *= beta;
+    }
+}
+
+void nn_gemm_run(nn_gemm *g, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    scale_c(M, N, beta, C, ldc, K <= 0);
+    if (K <= 0)
+        return;
+    run_job j = {.arch = g->arch, .ws = g->ws, .ta = trans_a, .tb = trans_b,
+                 .beta_acc = beta != 0.0f, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
+                 .ldc = ldc, .alpha = alpha, .A = A, .B = B, .C = C};
+    j.gr = pick_grid(g->arch, ws_ensure(g, g->threads), M, N, K);
+    nn_pool_run(g->pool, (size_t)j.gr.tm * j.gr.tn, 1, run_range, &j);
+}
+
+/* ---- pre-packed right operand ------------------------------------------------------------ */
+
+static size_t packed_size(const nn_gemm_arch *a, int K, int N)
+{
+    return (size_t)((N + a->nr - 1) / a->nr) * a->nr * (size_t)K;
+}
+
+typedef struct pack_job {
+    const nn_gemm_arch *arch;
     float *packed;
     const float *B;
     int ldb, K, N;
     bool trans;
-} pack_args;
+} pack_job;
 
 static void pack_range(void *v, size_t lo, size_t hi)
 {
-    pack_args *g = v;
-    size_t ldb = (size_t)g->ldb, Np = (size_t)(g->N + NR - 1) / NR * NR;
-    for (size_t p = lo; p < hi; p++) {
-        int n0 = (int)p * NR, cols = g->N - n0 < NR ? g->N - n0 : NR;
-        for (int k0 = 0; k0 < g->K; k0 += KC) {
-            size_t kc = (size_t)(g->K - k0 < KC ? g->K - k0 : KC);
-            float *dst = g->packed + (size_t)k0 * Np + p * kc * NR;
-            if (!g->trans) { /* B (K,N): NR consecutive floats of each row */
-                for (size_t k = 0; k < kc; k++) {
-                    memcpy(dst + k * NR, g->B + (k0 + k) * ldb + n0, (size_t)cols * sizeof(float));
-                    for (int j = cols; j < NR; j++)
-                        dst[k * NR + j] = 0.0f;
-                }
-            } else { /* B (N,K): column j of the panel is row n0+j of B */
-                for (int j = 0; j < NR; j++) {
-                    const float *src = g->B + (size_t)(n0 + j) * ldb + k0;
-                    for (size_t k = 0; k < kc; k++)
-                        dst[k * NR + j] = j < cols ? src[k] : 0.0f;
-                }
+    pack_job *g = v;
+    const nn_gemm_arch *a = g->arch;
+    size_t ldb = (size_t)g->ldb, Np = packed_size(a, 1, g->N);
+    for (size_t q = lo; q < hi; q++) {
+        int c0 = (int)q * a->nr, cols = g->N - c0 < a->nr ? g->N - c0 : a->nr;
+        for (int k0 = 0; k0 < g->K; k0 += a->kc) {
+            int kc = g->K - k0 < a->kc ? g->K - k0 : a->kc;
+            const float *src = g->trans ? g->B + (size_t)c0 * ldb + k0 : g->B + k0 * ldb + c0;
+            a->pack(g->packed + (size_t)k0 * Np + q * kc * a->nr, src, ldb, g->trans, kc, cols,
+                    a->nr);
+        }
+    }
+}
+
+static void pack_on(nn_pool *pool, const nn_gemm_arch *a, float *packed, const float *B,
+                    int ldb, bool trans, int K, int N)
+{
+    pack_job j = {.arch = a, .packed = packed, .B = B, .ldb = ldb, .K = K, .N = N,
+                  .trans = trans};
+    nn_pool_run(pool, (size_t)(N + a->nr - 1) / a->nr, 4, pack_range, &j);
+}
+
+typedef struct packed_job {
+    const nn_gemm_arch *arch;
+    grid gr;
+    int M, N, K, lda, ldc;
+    bool beta_acc;
+    const float *A, *packed;
+    float *C;
+} packed_job;
+
+/* A part's rows are read in place (few: the batch); its panels go outer so that each panel
+ * block is read once from memory and reused by every row tile. */
+static void packed_range(void *v, size_t lo, size_t hi)
+{
+    packed_job *j = v;
+    const nn_gemm_arch *a = j->arch;
+    size_t lda = (size_t)j->lda, ldc = (size_t)j->ldc, Np = packed_size(a, 1, j->N);
+    for (size_t part = lo; part < hi; part++) {
+        int r0, r1, n0, n1;
+        part_range(&j->gr, a, j->M, j->N, (int)part, &r0, &r1, &n0, &n1);
+        for (int pc = 0; pc < j->K; pc += a->kc) {
+            int kc = j->K - pc < a->kc ? j->K - pc : a->kc;
+            bool acc = pc > 0 || j->beta_acc;
+            for (int c0 = n0; c0 < n1; c0 += a->nr) {
+                const float *bp = j->packed + (size_t)pc * Np + (size_t)(c0 / a->nr) * kc * a->nr;
+                int cols = n1 - c0 < a->nr ? n1 - c0 : a->nr;
+                for (int ir = r0; ir < r1; ir += a->mr)
+                    a->kernel(kc, j->A + (size_t)ir * lda + pc, lda, 1, bp, j->C + ir * ldc + c0,
+                              ldc, r1 - ir < a->mr ? r1 - ir : a->mr, cols, 1.0f, acc);
             }
         }
     }
 }
+
+static void run_packed_on(nn_pool *pool, const nn_gemm_arch *a, int M, int N, int K,
+                          const float *A, int lda, const float *packed, float beta, float *C,
+                          int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    scale_c(M, N, beta, C, ldc, K <= 0);
+    if (K <= 0)
+        return;
+    packed_job j = {.arch = a, .M = M, .N = N, .K = K, .lda = lda, .ldc = ldc,
+                    .beta_acc = beta != 0.0f, .A = A, .packed = packed, .C = C};
+    j.gr = pick_grid(a, nn_pool_threads(pool), M, N, K);
+    nn_pool_run(pool, (size_t)j.gr.tm * j.gr.tn, 1, packed_range, &j);
+}
+
+size_t nn_gemm_packed_size(const nn_gemm *g, int K, int N) { return packed_size(g->arch, K, N); }
+
+void nn_gemm_pack(nn_gemm *g, float *packed, const float *B, int ldb, bool trans_b, int K, int N)
+{
+    pack_on(g->pool, g->arch, packed, B, ldb, trans_b, K, N);
+}
+
+void nn_gemm_run_packed(nn_gemm *g, int M, int N, int K, const float *A, int lda,
+                        const float *packed, float beta, float *C, int ldc)
+{
+    run_packed_on(g->pool, g->arch, M, N, K, A, lda, packed, beta, C, ldc);
+}
+
+size_t nn_gemm_packed_floats(int K, int N) { return packed_size(nn_gemm_arch_best(), K, N); }
 
 void nn_gemm_pack_b(nn_pool *pool, float *packed, const float *B, int ldb, bool trans_b, int K,
                     int N)
 {
-    pack_args g = {.packed = packed, .B = B, .ldb = ldb, .K = K, .N = N, .trans = trans_b};
-    nn_pool_run(pool, (size_t)(N + NR - 1) / NR, 4, pack_range, &g);
-}
-
-/* Writes (acc: adds) the rows x cols corner of tile t (MR,NR) into C. */
-static void store_tile(const float *t, float *c, size_t ldc, int rows, int cols, bool acc)
-{
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < cols; j++)
-            c[r * ldc + j] = acc ? c[r * ldc + j] + t[r * NR + j] : t[r * NR + j];
-}
-
-/* Tile of C (rows <= MR, cols <= NR) from kc inner indices: A rows a (lda), panel block bp. */
-typedef void kernel_fn(int kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc,
-                       int rows, int cols, bool acc);
-
-static void kernel_c(int kc, const float *a, size_t lda, const float *bp, float *c, size_t ldc,
-                     int rows, int cols, bool acc)
-{
-    float t[MR * NR] = {0};
-    for (int r = 0; r < rows; r++)
-        for (int k = 0; k < kc; k++) {
-            float x = a[r * lda + k];
-            for (int j = 0; j < NR; j++)
-                t[r * NR + j] += x * bp[k * NR + j];
-        }
-    store_tile(t, c, ldc, rows, cols, acc);
-}
-
-#if HAVE_X86
-__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float *a, size_t lda,
-                                                            const float *bp, float *c, size_t ldc,
-                                                            int rows, int cols, bool acc)
-{
-    /* Missing rows read row 0 again and are not stored. */
-    const float *a0 = a, *a1 = a + (rows > 1 ? lda : 0), *a2 = a + (rows > 2 ? 2 * lda : 0),
-                *a3 = a + (rows > 3 ? 3 * lda : 0);
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00,
-           c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    for (int k = 0; k < kc; k++, bp += NR) {
-        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8),
-               b2 = _mm256_loadu_ps(bp + 16), x;
-        x = _mm256_broadcast_ss(a0 + k);
-        c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01),
-        c02 = _mm256_fmadd_ps(x, b2, c02);
-        x = _mm256_broadcast_ss(a1 + k);
-        c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11),
-        c12 = _mm256_fmadd_ps(x, b2, c12);
-        x = _mm256_broadcast_ss(a2 + k);
-        c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21),
-        c22 = _mm256_fmadd_ps(x, b2, c22);
-        x = _mm256_broadcast_ss(a3 + k);
-        c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31),
-        c32 = _mm256_fmadd_ps(x, b2, c32);
-    }
-    __m256 acc_regs[MR][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32}};
-    if (rows == MR && cols == NR) {
-        for (int r = 0; r < MR; r++)
-            for (int q = 0; q < 3; q++) {
-                float *dst = c + r * ldc + 8 * q;
-                __m256 v = acc_regs[r][q];
-                if (acc)
-                    v = _mm256_add_ps(_mm256_loadu_ps(dst), v);
-                _mm256_storeu_ps(dst, v);
-            }
-        return;
-    }
-    float t[MR * NR];
-    for (int r = 0; r < MR; r++)
-        for (int q = 0; q < 3; q++)
-            _mm256_storeu_ps(t + r * NR + 8 * q, acc_regs[r][q]);
-    store_tile(t, c, ldc, rows, cols, acc);
-}
-#endif
-
-static kernel_fn *pick_kernel(void)
-{
-#if HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return kernel_avx2;
-#endif
-    return kernel_c;
-}
-
-typedef struct gemm_args {
-    kernel_fn *kern;
-    int M, N, K, lda, ldc;
-    const float *A, *packed;
-    float *C;
-    bool beta1;
-} gemm_args;
-
-/* Panels [lo,hi): inner blocks outer, so the A block (M x KC) is reused by every panel. */
-static void gemm_range(void *v, size_t lo, size_t hi)
-{
-    gemm_args *g = v;
-    size_t lda = (size_t)g->lda, ldc = (size_t)g->ldc, Np = (size_t)(g->N + NR - 1) / NR * NR;
-    for (int k0 = 0; k0 < g->K; k0 += KC) {
-        int kc = g->K - k0 < KC ? g->K - k0 : KC;
-        bool acc = k0 > 0 || g->beta1;
-        for (size_t p = lo; p < hi; p++) {
-            const float *bp = g->packed + (size_t)k0 * Np + p * (size_t)kc * NR;
-            int n0 = (int)p * NR, cols = g->N - n0 < NR ? g->N - n0 : NR;
-            for (int r0 = 0; r0 < g->M; r0 += MR)
-                g->kern(kc, g->A + r0 * lda + k0, lda, bp, g->C + r0 * ldc + n0, ldc,
-                        g->M - r0 < MR ? g->M - r0 : MR, cols, acc);
-        }
-    }
+    pack_on(pool, nn_gemm_arch_best(), packed, B, ldb, trans_b, K, N);
 }
 
 void nn_gemm_packed(nn_pool *pool, int M, int N, int K, const float *A, int lda,
                     const float *packed, float beta, float *C, int ldc)
 {
-    if (M <= 0 || N <= 0)
-        return;
-    if (beta != 0.0f && beta != 1.0f)
-        for (int r = 0; r < M; r++)
-            for (int j = 0; j < N; j++)
-                C[(size_t)r * ldc + j] *= beta;
-    if (K <= 0) {
-        if (beta == 0.0f)
-            for (int r = 0; r < M; r++)
-                memset(C + (size_t)r * ldc, 0, (size_t)N * sizeof(float));
-        return;
-    }
-    gemm_args g = {.kern = pick_kernel(), /* a cached CPU feature test: cheap per call */ .M = M, .N = N, .K = K, .lda = lda, .ldc = ldc, .A = A,
-                   .packed = packed, .C = C, .beta1 = beta != 0.0f};
-    nn_pool_run(pool, (size_t)(N + NR - 1) / NR, 4, gemm_range, &g);
+    run_packed_on(pool, nn_gemm_arch_best(), M, N, K, A, lda, packed, beta, C, ldc);
 }

@@ -1,0 +1,38 @@
+/* gemm_kern: the micro-kernels under gemm_cpu.c, one set per instruction set, and the blocking
+ * each wants (the driver reads it from the table; nothing else knows the sizes).
+ * A micro-kernel updates one tile of C, rows x cols with rows <= mr, cols <= nr:
+ *   C[r][j] = alpha * sum_{k<kc} A[r][k] * Bp[k][j] + (acc ? C[r][j] : 0)
+ * A element (r,k) sits at a[r*rs + k*cs] (rows of a plain matrix: rs = lda, cs = 1; a packed
+ * micro-panel: rs = 1, cs = mr). Bp is a packed panel: kc rows of nr floats (any alignment),
+ * zero beyond the matrix's last column (the kernel always computes nr columns and stores cols).
+ * Rows past `rows` are computed from row 0 again and never stored. Summation: k ascending.
+ * Dimension legend: mr/nr rows/columns of a tile, kc inner indices of one block, nc columns of
+ * the B block the driver packs (kc x nc, kept in L2 while the row tiles sweep it). */
+#ifndef KUBEFIT_NN_GEMM_KERN_H
+#define KUBEFIT_NN_GEMM_KERN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef void nn_gemm_kernel_fn(int kc, const float *a, size_t rs, size_t cs, const float *bp,
+                               float *c, size_t ldc, int rows, int cols, float alpha, bool acc);
+
+/* dst(kc, nr) = the kc x cols block of op(B) starting at src (op(B) = B^T when trans: element
+ * (k,j) at src[j*ldb + k], else src[k*ldb + j]), zero-filled past cols. */
+typedef void nn_gemm_pack_fn(float *dst, const float *src, size_t ldb, bool trans, int kc,
+                             int cols, int nr);
+
+struct nn_gemm_arch {
+    const char *name; /* "avx512", "avx2", "c" */
+    int mr, nr, kc, nc;
+    nn_gemm_kernel_fn *kernel;
+    nn_gemm_pack_fn *pack; /* packs one panel of B */
+};
+
+/* The sets compiled in; each entry's `usable` says whether this CPU runs it. */
+const struct nn_gemm_arch *nn_gemm_kern_avx512(void);
+const struct nn_gemm_arch *nn_gemm_kern_avx2(void);
+const struct nn_gemm_arch *nn_gemm_kern_c(void);
+bool nn_gemm_kern_usable(const struct nn_gemm_arch *arch);
+
+#endif
