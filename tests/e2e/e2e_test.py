@@ -17,6 +17,8 @@ Usage: e2e_test.py SCENARIO      (the cluster: $KUBEFIT_CLUSTER_DIR/env, written
   evict               the Pod evicted through the Eviction API mid-run: a disruption, not a failure
   image-pull          an image the registry does not have: ErrImagePull/ImagePullBackOff in the status
   controller-restart  the controller's Pod deleted mid-run: the new one takes over, no second trainer Pod
+  serving             spec.serving: the served run answers through its Service = kubefit-trainer predict; a
+                      better run is rolled out with no failed request; a retrain that is not better is not
 Each scenario works in a namespace of its own (e2e-SCENARIO), deleted at the end (KEEP=1 keeps it).
 """
 import json
@@ -26,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -552,6 +555,92 @@ def scenario_controller_restart(c):
     holder = lease["spec"].get("holderIdentity", "")
     check(holder.startswith(new["metadata"]["name"]), f"the new controller holds the Lease: {holder}")
     check_metrics(c, "survivor", "en", st)
+
+
+def scenario_serving(c):
+    """spec.serving for real: the kubelet runs kubefit-serve from the trainer image, reading the run's
+    model from the bucket; callers reach it through its Service (here through the API server's
+    service proxy). Run 1 predicts no label at all (decision threshold 0.999: micro-F1 0) and is
+    served as the first run; run 2 (threshold 0.5, a spec change) beats it and is rolled out while
+    requests keep coming, none failing; run 3 (the retrain annotation, the same spec) does not beat
+    run 2 by minImprovement and is not served. The answers equal kubefit-trainer predict's."""
+    name = "srv"
+    serving = {"replicas": 1, "resources": {"cpu": "500m", "memory": "512Mi"},
+               "promote": {"metric": "microF1", "minImprovement": 0.01}}
+    c.apply(name, spec("en", epochs=3, labels={"threshold": 0.999}, serving=serving))
+    proxy = f"/api/v1/namespaces/{c.ns}/services/{name}-serve:http/proxy"
+
+    def serving_run(run):
+        st = c.status(name)
+        cond = next((x for x in st.get("conditions") or [] if x.get("type") == "Serving"), {})
+        return st.get("serving", {}).get("run") == run and cond.get("status") == "True" and st
+
+    def infer(texts):
+        return c.kube.request("POST", f"{proxy}/v2/models/{name}/infer", {"inputs": [
+            {"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}, timeout=60)
+
+    st = c.wait_for(lambda: serving_run(1), WAIT_S + 180, "run 1 served by a ready kubefit-serve Pod")
+    check(st["metrics"].get("microF1") == 0, f"run 1 predicts no label (micro-F1 {st['metrics'].get('microF1')})")
+    check(st["serving"]["url"] == f"http://{name}-serve.{c.ns}.svc:8080", f"status.serving.url {st['serving']['url']}")
+    dep = c.kube.get(f"/apis/apps/v1/namespaces/{c.ns}/deployments/{name}-serve")
+    pods = c.kube.get(f"/api/v1/namespaces/{c.ns}/pods?labelSelector=kubefit.dev/serve%3D{name}")["items"]
+    check(dep["status"].get("readyReplicas") == 1 and pods and pods[0]["status"].get("phase") == "Running",
+          "the Deployment's Pod runs (kubelet, containerd) and is ready (/v2/health/ready)")
+    if pods:
+        image = pods[0]["spec"]["containers"][0]["image"]
+        check(image.startswith("localhost:5000/kubefit/kubefit-trainer:"), f"kubefit-serve from the trainer image: {image}")
+    texts = ["a library for the perl language", "an arcade game with sound", "Don't use it: it's a daemon"]
+    doc = infer(texts)
+    check(doc["model_name"] == name and doc["model_version"] == "1", f"v2 infer answered by run 1: {doc.get('model_version')}")
+    # The same texts through kubefit-trainer predict on the host, reading the same bucket.
+    env = dict(os.environ, STORAGE_EMULATOR_HOST=c.gcs)
+    trainer = os.path.join(os.environ.get("KUBEFIT_BINARY_DIR", os.path.join(SRC, "build")), "trainer", "kubefit-trainer")
+    r = subprocess.run([trainer, "predict", "--lang", "en", "--bucket-name", f"gs://{c.bucket}", "--model-dir", "models",
+                        "--job", name, "--run", "1", "--threads", "1"], input="".join(t + "\n" for t in texts),
+                       capture_output=True, text=True, env=env, timeout=120)
+    ref = [json.loads(l) for l in r.stdout.splitlines()] if r.returncode == 0 else []
+    out = {o["name"]: o for o in doc["outputs"]}
+    L = out["probabilities"]["shape"][1]
+    labels = c.kube.get(f"{proxy}/v2/models/{name}")["labels"]
+    same = len(ref) == len(texts) and all(
+        abs(out["probabilities"]["data"][i * L + k] - ref[i]["probabilities"][labels[k]]) <= 5.1e-5
+        for i in range(len(texts)) for k in range(L))
+    check(same, f"the served answers equal kubefit-trainer predict's (rc {r.returncode} {r.stderr[-200:]})")
+
+    # Run 2 learns: promoted and rolled out while a client keeps calling; no request fails.
+    codes, stop = [], [False]
+
+    def client():
+        while not stop[0]:
+            try:
+                d = infer(texts[:1])
+                codes.append(d.get("model_version"))
+            except (ApiError, OSError) as e:
+                codes.append(f"error {e}")
+            time.sleep(0.05)
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        c.kube.merge_patch(f"{API}/namespaces/{c.ns}/trainingjobs/{name}", {"spec": {"labels": {"threshold": 0.5}}})
+        st = c.wait_for(lambda: serving_run(2), WAIT_S + 180, "run 2 promoted and rolled out")
+        time.sleep(8)  # the old Pod drains (--drain-delay 5) and goes
+    finally:
+        stop[0] = True
+        t.join()
+    promoted = next(x for x in st["conditions"] if x["type"] == "Promoted")
+    check(promoted["reason"] == "Promoted" and "run 2 is served" in promoted["message"], promoted["message"])
+    errors = [x for x in codes if x not in ("1", "2")]
+    check(not errors and "1" in codes and codes[-1] == "2",
+          f"the rollout from run 1 to run 2 failed no request ({len(codes)} requests, {len(errors)} failed: {errors[:3]})")
+
+    # Run 3 (retrain, same spec): not better by minImprovement: run 2 keeps serving.
+    c.kube.merge_patch(f"{API}/namespaces/{c.ns}/trainingjobs/{name}",
+                       {"metadata": {"annotations": {"kubefit.dev/retrain": "again"}}})
+    st = c.wait_for(lambda: c.status(name).get("serving", {}).get("lastEvaluatedRun") == 3 and c.status(name),
+                    WAIT_S + 60, "run 3 evaluated")
+    check(st["serving"]["run"] == 2, f"run 3 is not served: {st['serving']}")
+    check("PromotionSkipped" in [r for r, _ in c.events(name)], "Event PromotionSkipped")
+    check(infer(texts[:1])["model_version"] == "2", "run 2 still answers")
 
 
 def main():
