@@ -1,33 +1,21 @@
-/* server: routes, loading and draining of kubefit-serve. See server.h and docs/serving.md.
+/* server: routes and life cycle of kubefit-serve (loads: loading.c). See server.h and
+ * docs/serving.md.
  *
  * Threads: httpd's service thread routes every request; cheap routes (health, metadata,
  * metrics) answer there. Inference requests go to an httpd worker, which parses the body and
- * queues a batcher job; the inference thread answers it (done_job) and replies. Loads run on
- * their own thread (start, serve_reload, SIGHUP) or on a worker (the repository API, which
- * answers when the load is over).
- *
- * s->mu guards what the routes read about the served model (s->pub: a copy made when a model
- * starts serving), the load state and the counters of requests in flight. */
-#include "server.h"
+ * queues a batcher job; an inference worker answers it (done_job) and replies. */
+#include "server_internal.h"
 
 #include <errno.h>
-#include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "batcher.h"
 #include "device.h"
 #include "err.h"
-#include "httpd.h"
-#include "loader.h"
 #include "log.h"
-#include "protocol.h"
-#include "stats.h"
-#include "storage/storage.h"
 
 #ifndef KUBEFIT_VERSION
 #define KUBEFIT_VERSION "dev"
@@ -36,81 +24,17 @@
 #define DEFAULT_MAX_BODY ((size_t)1 << 20)
 #define DEFAULT_MAX_TEXTS 256
 #define MAX_NAME 256
-#define JSON_TYPE "application/json"
 
-/* What routes read about the model being served (copied from the batcher_model). */
-typedef struct {
-    char *name, *version, *uri, *lang, *device;
-    char **labels;
-    size_t n_labels;
-    int multi_label, max_batch;
-    double threshold;
-} published;
-
-struct serve {
-    serve_options o;
-    char *model_uri; /* the configured URI (o.model_uri points here) */
-    storage *st;
-    stats *stats;
-    batcher *batcher;
-    httpd *httpd;
-    pthread_mutex_t mu;
-    published *pub;     /* NULL until the first model serves */
-    int loading, failed, draining;
-    char *load_error;   /* the last failed load's message */
-    char *serving_uri;  /* the URI of the model being served */
-    size_t in_flight;   /* inference requests received and not answered */
-    pthread_t load_thread;
-    int load_thread_started;
-};
-
-static double now_s(void)
+double serve_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void published_free(published *p)
-{
-    if (!p)
-        return;
-    free(p->name), free(p->version), free(p->uri), free(p->lang), free(p->device);
-    for (size_t i = 0; p->labels && i < p->n_labels; i++)
-        free(p->labels[i]);
-    free(p->labels);
-    free(p);
-}
-
-static published *publish(const batcher_model *m)
-{
-    published *p = calloc(1, sizeof *p);
-    const infer_model *im = m->models[0];
-    if (!p)
-        return NULL;
-    p->name = strdup(m->name);
-    p->version = strdup(m->version);
-    p->uri = strdup(m->uri);
-    p->lang = strdup(infer_lang(im));
-    p->device = strdup(infer_device(im));
-    p->n_labels = infer_n_labels(im);
-    p->labels = calloc(p->n_labels, sizeof *p->labels);
-    p->multi_label = infer_multi_label(im);
-    p->threshold = infer_threshold(im);
-    p->max_batch = infer_max_batch(im);
-    int ok = p->name && p->version && p->uri && p->lang && p->device && p->labels;
-    for (size_t i = 0; ok && i < p->n_labels; i++)
-        ok = (p->labels[i] = strdup(infer_label(im, i))) != NULL;
-    if (!ok) {
-        published_free(p);
-        return NULL;
-    }
-    return p;
-}
-
 /* ---- replies ---- */
 
-static void reply_json(serve *s, httpd_req *r, stats_route route, double t0, int status, json_t *doc,
+void serve_reply_json(serve *s, httpd_req *r, stats_route route, double t0, int status, json_t *doc,
                        const char *headers)
 {
     char *body = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
@@ -119,11 +43,11 @@ static void reply_json(serve *s, httpd_req *r, stats_route route, double t0, int
         status = 500;
         body = strdup("{\"error\":\"out of memory\"}");
     }
-    stats_request(s->stats, route, status, now_s() - t0);
-    httpd_reply_take(r, status, JSON_TYPE, body, body ? strlen(body) : 0, headers);
+    stats_request(s->stats, route, status, serve_now() - t0);
+    httpd_reply_take(r, status, SERVE_JSON_TYPE, body, body ? strlen(body) : 0, headers);
 }
 
-static void reply_error(serve *s, httpd_req *r, proto_kind kind, stats_route route, double t0, int status,
+void serve_reply_error(serve *s, httpd_req *r, proto_kind kind, stats_route route, double t0, int status,
                         const char *msg)
 {
     size_t len = 0;
@@ -134,130 +58,9 @@ static void reply_error(serve *s, httpd_req *r, proto_kind kind, stats_route rou
     else
         log_debug("serve", "request refused", "{s:s,s:s,s:i,s:s}", "method", httpd_req_method(r), "path",
                   httpd_req_path(r), "code", status, "error", msg);
-    stats_request(s->stats, route, status, now_s() - t0);
-    httpd_reply_take(r, status, JSON_TYPE, body, body ? len : 0, status == 503 ? "Retry-After: 1\r\n" : NULL);
+    stats_request(s->stats, route, status, serve_now() - t0);
+    httpd_reply_take(r, status, SERVE_JSON_TYPE, body, body ? len : 0, status == 503 ? "Retry-After: 1\r\n" : NULL);
 }
-
-/* ---- loading ---- */
-
-static void on_model(void *ctx, const batcher_model *m)
-{
-    serve *s = ctx;
-    published *p = publish(m), *old;
-    pthread_mutex_lock(&s->mu);
-    old = s->pub;
-    if (p) {
-        s->pub = p;
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (p)
-        published_free(old);
-    log_info("serve", "model serving", "{s:s,s:s,s:s,s:i,s:b,s:s,s:i}", "model", m->name, "version", m->version,
-             "uri", m->uri, "labels", (int)infer_n_labels(m->models[0]), "multiLabel", infer_multi_label(m->models[0]),
-             "device", infer_device(m->models[0]), "replicas", m->n);
-}
-
-static void on_batch(void *ctx, int size, double queue_s, double infer_s, size_t tokens)
-{
-    serve *s = ctx;
-    stats_batch(s->stats, size, queue_s, infer_s, tokens);
-}
-
-/* Loads uri and hands it to the batcher. Called with s->loading set by the caller; clears it. */
-static int do_load(serve *s, const char *uri)
-{
-    double t0 = now_s();
-    batcher_model *m = NULL;
-    loader_options lo = {.st = s->st, .uri = uri, .work_dir = s->o.work_dir, .name = s->o.model_name,
-                         .infer = s->o.infer, .replicas = s->o.workers > 0 ? s->o.workers : 1};
-    log_info("serve", "loading model", "{s:s}", "uri", uri);
-    int rc = loader_load(&m, &lo);
-    pthread_mutex_lock(&s->mu);
-    s->loading = 0;
-    free(s->load_error);
-    s->load_error = rc < 0 ? strdup(err_msg()) : NULL;
-    if (rc == 0) {
-        char *u = strdup(uri);
-        if (u) {
-            free(s->serving_uri);
-            s->serving_uri = u;
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    stats_model_load(s->stats, rc == 0);
-    if (rc < 0) {
-        log_error("serve", "model load failed", "{s:s,s:s,s:s}", "uri", uri, "code", err_name(rc), "error", err_msg());
-        return rc;
-    }
-    log_info("serve", "model loaded", "{s:s,s:s,s:s,s:f}", "uri", uri, "model", m->name, "version", m->version,
-             "seconds", now_s() - t0);
-    batcher_set_model(s->batcher, m);
-    return 0;
-}
-
-typedef struct {
-    serve *s;
-    char *uri;
-    int initial;
-} load_arg;
-
-static void *load_main(void *u)
-{
-    load_arg *a = u;
-    int rc = do_load(a->s, a->uri);
-    if (rc < 0 && a->initial) {
-        pthread_mutex_lock(&a->s->mu);
-        a->s->failed = 1;
-        pthread_mutex_unlock(&a->s->mu);
-    }
-    free(a->uri);
-    free(a);
-    return NULL;
-}
-
-/* Marks a load as running; KF_ECONFLICT when one already is. */
-static int begin_load(serve *s)
-{
-    int rc = 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->loading)
-        rc = err_set(KF_ECONFLICT, "a model load is already running");
-    else
-        s->loading = 1;
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static int start_load(serve *s, const char *uri, int initial)
-{
-    int rc;
-    if ((rc = begin_load(s)) < 0)
-        return rc;
-    load_arg *a = calloc(1, sizeof *a);
-    if (a) {
-        a->s = s;
-        a->initial = initial;
-        pthread_mutex_lock(&s->mu);
-        a->uri = strdup(uri ? uri : s->serving_uri ? s->serving_uri : s->model_uri);
-        pthread_mutex_unlock(&s->mu);
-    }
-    if (s->load_thread_started) /* the previous load thread has finished (loading was 0) */
-        pthread_join(s->load_thread, NULL);
-    s->load_thread_started = 0;
-    if (!a || !a->uri || pthread_create(&s->load_thread, NULL, load_main, a) != 0) {
-        if (a)
-            free(a->uri);
-        free(a);
-        pthread_mutex_lock(&s->mu);
-        s->loading = 0;
-        pthread_mutex_unlock(&s->mu);
-        return err_set(KF_ENOMEM, "cannot start a load");
-    }
-    s->load_thread_started = 1;
-    return 0;
-}
-
-int serve_reload(serve *s, const char *uri) { return start_load(s, uri, 0); }
 
 int serve_ready(serve *s)
 {
@@ -273,6 +76,12 @@ int serve_failed(serve *s)
     int f = s->failed;
     pthread_mutex_unlock(&s->mu);
     return f;
+}
+
+static void on_batch(void *ctx, int size, double queue_s, double infer_s, size_t tokens)
+{
+    serve *s = ctx;
+    stats_batch(s->stats, size, queue_s, infer_s, tokens);
 }
 
 /* ---- inference ---- */
@@ -301,7 +110,7 @@ static void done_job(batcher_job *j, const batcher_model *m, int rc, const char 
     infer_call *c = j->ctx;
     serve *s = c->s;
     if (rc < 0) {
-        reply_error(s, c->r, c->kind, c->route, c->t0, rc == KF_ERETRY ? 503 : 500, error);
+        serve_reply_error(s, c->r, c->kind, c->route, c->t0, rc == KF_ERETRY ? 503 : 500, error);
     } else {
         const infer_model *im = m->models[0];
         const size_t L = infer_n_labels(im);
@@ -316,10 +125,10 @@ static void done_job(batcher_job *j, const batcher_model *m, int rc, const char 
             free(labels);
         }
         if (!body) {
-            reply_error(s, c->r, c->kind, c->route, c->t0, 500, "out of memory");
+            serve_reply_error(s, c->r, c->kind, c->route, c->t0, 500, "out of memory");
         } else {
-            stats_request(s->stats, c->route, 200, now_s() - c->t0);
-            httpd_reply_take(c->r, 200, JSON_TYPE, body, len, NULL);
+            stats_request(s->stats, c->route, 200, serve_now() - c->t0);
+            httpd_reply_take(c->r, 200, SERVE_JSON_TYPE, body, len, NULL);
         }
     }
     batcher_job_free(j);
@@ -335,13 +144,13 @@ static void parse_and_queue(void *arg, httpd_req *r)
     const char *body = httpd_req_body(r, &len);
     int rc = proto_parse(&c->pr, c->kind, body, len, s->o.max_texts ? s->o.max_texts : DEFAULT_MAX_TEXTS);
     if (rc < 0) {
-        reply_error(s, r, c->kind, c->route, c->t0, rc == KF_ENOMEM ? 500 : 400, err_msg());
+        serve_reply_error(s, r, c->kind, c->route, c->t0, rc == KF_ENOMEM ? 500 : 400, err_msg());
         call_end(c);
         return;
     }
     batcher_job *j = batcher_job_new();
     if (!j) {
-        reply_error(s, r, c->kind, c->route, c->t0, 500, "out of memory");
+        serve_reply_error(s, r, c->kind, c->route, c->t0, 500, "out of memory");
         call_end(c);
         return;
     }
@@ -351,7 +160,7 @@ static void parse_and_queue(void *arg, httpd_req *r)
     j->done = done_job;
     j->ctx = c;
     if ((rc = batcher_submit(s->batcher, j)) < 0) {
-        reply_error(s, r, c->kind, c->route, c->t0, 503, err_msg());
+        serve_reply_error(s, r, c->kind, c->route, c->t0, 503, err_msg());
         batcher_job_free(j);
         call_end(c);
     }
@@ -385,12 +194,12 @@ static void infer_route(serve *s, httpd_req *r, proto_kind kind, stats_route rou
     char msg[512];
     int status = 0;
     if (!check_model(s, name, version, &status, msg, sizeof msg)) {
-        reply_error(s, r, kind, route, t0, status, msg);
+        serve_reply_error(s, r, kind, route, t0, status, msg);
         return;
     }
     infer_call *c = calloc(1, sizeof *c);
     if (!c) {
-        reply_error(s, r, kind, route, t0, 500, "out of memory");
+        serve_reply_error(s, r, kind, route, t0, 500, "out of memory");
         return;
     }
     *c = (infer_call){.s = s, .r = r, .kind = kind, .route = route, .t0 = t0};
@@ -398,7 +207,7 @@ static void infer_route(serve *s, httpd_req *r, proto_kind kind, stats_route rou
     s->in_flight++;
     pthread_mutex_unlock(&s->mu);
     if (httpd_defer(s->httpd, r, parse_and_queue, c) < 0) { /* httpd answered 503 */
-        stats_request(s->stats, route, 503, now_s() - t0);
+        stats_request(s->stats, route, 503, serve_now() - t0);
         c->r = NULL;
         call_end(c);
     }
@@ -406,7 +215,7 @@ static void infer_route(serve *s, httpd_req *r, proto_kind kind, stats_route rou
 
 /* ---- metadata and health ---- */
 
-static json_t *model_metadata(const published *p)
+static json_t *model_metadata(const serve_published *p)
 {
     json_t *labels = json_array();
     for (size_t i = 0; labels && i < p->n_labels; i++)
@@ -430,10 +239,10 @@ static void metadata_route(serve *s, httpd_req *r, proto_kind kind, double t0, c
     int status = 0;
     if (!check_model(s, name, version, &status, msg, sizeof msg)) {
         if (ready_only && status == 503) {
-            reply_json(s, r, STATS_METADATA, t0, 503, json_pack("{s:s,s:b}", "name", name, "ready", 0), NULL);
+            serve_reply_json(s, r, STATS_METADATA, t0, 503, json_pack("{s:s,s:b}", "name", name, "ready", 0), NULL);
             return;
         }
-        reply_error(s, r, kind, STATS_METADATA, t0, status, msg);
+        serve_reply_error(s, r, kind, STATS_METADATA, t0, status, msg);
         return;
     }
     int ready = serve_ready(s);
@@ -442,7 +251,7 @@ static void metadata_route(serve *s, httpd_req *r, proto_kind kind, double t0, c
     doc = ready_only || kind == PROTO_V1 ? json_pack("{s:s,s:b}", "name", s->pub->name, "ready", ready)
                                          : model_metadata(s->pub);
     pthread_mutex_unlock(&s->mu);
-    reply_json(s, r, STATS_METADATA, t0, ready_only && !ready ? 503 : 200, doc, NULL);
+    serve_reply_json(s, r, STATS_METADATA, t0, ready_only && !ready ? 503 : 200, doc, NULL);
 }
 
 static void metrics_route(serve *s, httpd_req *r, double t0)
@@ -454,7 +263,7 @@ static void metrics_route(serve *s, httpd_req *r, double t0)
     char *uri = s->pub ? strdup(s->pub->uri) : NULL;
     pthread_mutex_unlock(&s->mu);
     g.model = model, g.version = version, g.uri = uri;
-    stats_request(s->stats, STATS_METRICS, 200, now_s() - t0);
+    stats_request(s->stats, STATS_METRICS, 200, serve_now() - t0);
     size_t len = 0;
     char *text = stats_render(s->stats, &g, &len);
     free(model), free(version), free(uri);
@@ -462,107 +271,6 @@ static void metrics_route(serve *s, httpd_req *r, double t0)
         httpd_reply_take(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
     else
         httpd_reply(r, 500, NULL, "out of memory\n", 14, NULL);
-}
-
-/* ---- the repository extension (opt-in) ---- */
-
-typedef struct {
-    serve *s;
-    double t0;
-    char *uri;
-} load_call;
-
-static void load_route_work(void *arg, httpd_req *r)
-{
-    load_call *c = arg;
-    serve *s = c->s;
-    pthread_mutex_lock(&s->mu);
-    char *uri = strdup(c->uri ? c->uri : s->serving_uri ? s->serving_uri : s->model_uri);
-    pthread_mutex_unlock(&s->mu);
-    int rc = uri ? do_load(s, uri) : err_set(KF_ENOMEM, "out of memory");
-    if (rc < 0)
-        reply_error(s, r, PROTO_V2, STATS_REPOSITORY, c->t0,
-                    rc == KF_ENOTFOUND ? 404 : rc == KF_EINVAL ? 400 : rc == KF_ENOMEM ? 500 : 503, err_msg());
-    else
-        reply_json(s, r, STATS_REPOSITORY, c->t0, 200, json_pack("{s:s,s:s}", "uri", uri, "state", "LOADED"), NULL);
-    free(uri);
-    free(c->uri);
-    free(c);
-}
-
-/* POST /v2/repository/models/NAME/load {"parameters": {"uri": "..."}} (body optional). */
-static void load_route(serve *s, httpd_req *r, double t0, const char *name)
-{
-    size_t len = 0;
-    const char *body = httpd_req_body(r, &len);
-    json_t *doc = len ? json_loadb(body, len, 0, NULL) : NULL;
-    const json_t *uri = json_object_get(json_object_get(doc, "parameters"), "uri");
-    char msg[512];
-    int status = 0;
-    if (len && !json_is_object(doc)) {
-        json_decref(doc);
-        reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 400, "the body is not a JSON object");
-        return;
-    }
-    if (uri && (!json_is_string(uri) || !*json_string_value(uri))) {
-        json_decref(doc);
-        reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 400, "parameters.uri must be a non-empty string");
-        return;
-    }
-    pthread_mutex_lock(&s->mu);
-    const char *served = s->o.model_name ? s->o.model_name : s->pub ? s->pub->name : NULL;
-    int name_ok = !served || strcmp(served, name) == 0;
-    if (!name_ok)
-        snprintf(msg, sizeof msg, "model %s not found (this server serves %s)", name, served);
-    pthread_mutex_unlock(&s->mu);
-    if (!name_ok) {
-        json_decref(doc);
-        reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 404, msg);
-        return;
-    }
-    (void)status;
-    if (begin_load(s) < 0) {
-        json_decref(doc);
-        reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 409, err_msg());
-        return;
-    }
-    load_call *c = calloc(1, sizeof *c);
-    if (c) {
-        c->s = s;
-        c->t0 = t0;
-        c->uri = uri ? strdup(json_string_value(uri)) : NULL;
-    }
-    json_decref(doc);
-    if (!c || (uri && !c->uri)) {
-        free(c);
-        pthread_mutex_lock(&s->mu);
-        s->loading = 0;
-        pthread_mutex_unlock(&s->mu);
-        reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 500, "out of memory");
-        return;
-    }
-    if (httpd_defer(s->httpd, r, load_route_work, c) < 0) {
-        free(c->uri);
-        free(c);
-        pthread_mutex_lock(&s->mu);
-        s->loading = 0;
-        pthread_mutex_unlock(&s->mu);
-    }
-}
-
-static void index_route(serve *s, httpd_req *r, double t0)
-{
-    json_t *list = json_array();
-    pthread_mutex_lock(&s->mu);
-    const char *state = s->loading ? "LOADING" : s->pub ? "READY" : "UNAVAILABLE";
-    if (s->pub)
-        json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", s->pub->name, "version", s->pub->version,
-                                              "state", state));
-    else
-        json_array_append_new(list, json_pack("{s:s,s:s,s:s?}", "name", s->o.model_name ? s->o.model_name : "",
-                                              "state", state, "reason", s->load_error));
-    pthread_mutex_unlock(&s->mu);
-    reply_json(s, r, STATS_REPOSITORY, t0, 200, list, NULL);
 }
 
 /* ---- routing ---- */
@@ -589,28 +297,28 @@ static void v2_models(serve *s, httpd_req *r, const char *method, const char *re
 {
     char name[MAX_NAME], version[MAX_NAME] = "";
     if (!segment(&rest, name, sizeof name, 0)) {
-        reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no model name in the path");
+        serve_reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no model name in the path");
         return;
     }
     if (strncmp(rest, "/versions/", 10) == 0) {
         rest += 10;
         if (!segment(&rest, version, sizeof version, 0)) {
-            reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no version in the path");
+            serve_reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no version in the path");
             return;
         }
     }
     if (is(rest, "/infer")) {
         if (!is(method, "POST"))
-            reply_error(s, r, PROTO_V2, STATS_V2_INFER, t0, 405, "use POST for infer");
+            serve_reply_error(s, r, PROTO_V2, STATS_V2_INFER, t0, 405, "use POST for infer");
         else
             infer_route(s, r, PROTO_V2, STATS_V2_INFER, t0, name, version);
     } else if (is(rest, "/ready") || is(rest, "") || is(rest, "/")) {
         if (!is(method, "GET"))
-            reply_error(s, r, PROTO_V2, STATS_METADATA, t0, 405, "use GET");
+            serve_reply_error(s, r, PROTO_V2, STATS_METADATA, t0, 405, "use GET");
         else
             metadata_route(s, r, PROTO_V2, t0, name, version, is(rest, "/ready"));
     } else {
-        reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no such route");
+        serve_reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no such route");
     }
 }
 
@@ -620,32 +328,32 @@ static void v1_models(serve *s, httpd_req *r, const char *method, const char *re
     char name[MAX_NAME];
     if (*rest == 0 || is(rest, "/")) {
         if (!is(method, "GET")) {
-            reply_error(s, r, PROTO_V1, STATS_METADATA, t0, 405, "use GET");
+            serve_reply_error(s, r, PROTO_V1, STATS_METADATA, t0, 405, "use GET");
             return;
         }
         pthread_mutex_lock(&s->mu);
         json_t *doc = json_pack("{s:[s?]}", "models", s->pub ? s->pub->name : NULL);
         pthread_mutex_unlock(&s->mu);
-        reply_json(s, r, STATS_METADATA, t0, 200, doc, NULL);
+        serve_reply_json(s, r, STATS_METADATA, t0, 200, doc, NULL);
         return;
     }
     rest++; /* '/' */
     if (!segment(&rest, name, sizeof name, ':')) {
-        reply_error(s, r, PROTO_V1, STATS_OTHER, t0, 404, "no model name in the path");
+        serve_reply_error(s, r, PROTO_V1, STATS_OTHER, t0, 404, "no model name in the path");
         return;
     }
     if (is(rest, ":predict")) {
         if (!is(method, "POST"))
-            reply_error(s, r, PROTO_V1, STATS_V1_PREDICT, t0, 405, "use POST for :predict");
+            serve_reply_error(s, r, PROTO_V1, STATS_V1_PREDICT, t0, 405, "use POST for :predict");
         else
             infer_route(s, r, PROTO_V1, STATS_V1_PREDICT, t0, name, NULL);
     } else if (*rest == 0) {
         if (!is(method, "GET"))
-            reply_error(s, r, PROTO_V1, STATS_METADATA, t0, 405, "use GET");
+            serve_reply_error(s, r, PROTO_V1, STATS_METADATA, t0, 405, "use GET");
         else
             metadata_route(s, r, PROTO_V1, t0, name, NULL, 0);
     } else {
-        reply_error(s, r, PROTO_V1, STATS_OTHER, t0, 404, "no such route");
+        serve_reply_error(s, r, PROTO_V1, STATS_OTHER, t0, 404, "no such route");
     }
 }
 
@@ -653,50 +361,50 @@ static void on_request(void *ctx, httpd_req *r)
 {
     serve *s = ctx;
     const char *path = httpd_req_path(r), *method = httpd_req_method(r);
-    double t0 = now_s();
+    double t0 = serve_now();
     if (is(path, "/v2/health/live") || is(path, "/v2/health/ready")) {
         if (!is(method, "GET")) {
-            reply_error(s, r, PROTO_V2, STATS_HEALTH, t0, 405, "use GET");
+            serve_reply_error(s, r, PROTO_V2, STATS_HEALTH, t0, 405, "use GET");
             return;
         }
         int live = is(path, "/v2/health/live"), ok = live || serve_ready(s);
-        reply_json(s, r, STATS_HEALTH, t0, ok ? 200 : 503, json_pack("{s:b}", live ? "live" : "ready", ok), NULL);
+        serve_reply_json(s, r, STATS_HEALTH, t0, ok ? 200 : 503, json_pack("{s:b}", live ? "live" : "ready", ok), NULL);
     } else if (is(path, "/v2") || is(path, "/v2/")) {
         if (!is(method, "GET")) {
-            reply_error(s, r, PROTO_V2, STATS_METADATA, t0, 405, "use GET");
+            serve_reply_error(s, r, PROTO_V2, STATS_METADATA, t0, 405, "use GET");
             return;
         }
         json_t *ext = json_array();
         if (s->o.repository_api)
             json_array_append_new(ext, json_string("model_repository"));
-        reply_json(s, r, STATS_METADATA, t0, 200,
+        serve_reply_json(s, r, STATS_METADATA, t0, 200,
                    json_pack("{s:s,s:s,s:o}", "name", "kubefit-serve", "version", KUBEFIT_VERSION, "extensions", ext),
                    NULL);
     } else if (strncmp(path, "/v2/models/", 11) == 0) {
         v2_models(s, r, method, path + 11, t0);
     } else if (s->o.repository_api && is(path, "/v2/repository/index")) {
         if (!is(method, "POST"))
-            reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 405, "use POST");
+            serve_reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 405, "use POST");
         else
-            index_route(s, r, t0);
+            serve_repository_index(s, r, t0);
     } else if (s->o.repository_api && strncmp(path, "/v2/repository/models/", 22) == 0) {
         const char *rest = path + 22;
         char name[MAX_NAME];
         if (!segment(&rest, name, sizeof name, 0) || !is(rest, "/load"))
-            reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 404, "no such route (POST .../models/NAME/load)");
+            serve_reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 404, "no such route (POST .../models/NAME/load)");
         else if (!is(method, "POST"))
-            reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 405, "use POST");
+            serve_reply_error(s, r, PROTO_V2, STATS_REPOSITORY, t0, 405, "use POST");
         else
-            load_route(s, r, t0, name);
+            serve_repository_load(s, r, t0, name);
     } else if (is(path, "/v1/models") || strncmp(path, "/v1/models/", 11) == 0) {
         v1_models(s, r, method, path + 10, t0);
     } else if (is(path, "/ping")) {
         if (!is(method, "GET")) {
-            reply_error(s, r, PROTO_TS, STATS_HEALTH, t0, 405, "use GET");
+            serve_reply_error(s, r, PROTO_TS, STATS_HEALTH, t0, 405, "use GET");
             return;
         }
         int ok = serve_ready(s);
-        reply_json(s, r, STATS_HEALTH, t0, ok ? 200 : 503, json_pack("{s:s}", "status", ok ? "Healthy" : "Unhealthy"),
+        serve_reply_json(s, r, STATS_HEALTH, t0, ok ? 200 : 503, json_pack("{s:s}", "status", ok ? "Healthy" : "Unhealthy"),
                    NULL);
     } else if (strncmp(path, "/predictions/", 13) == 0) {
         const char *rest = path + 13;
@@ -707,15 +415,15 @@ static void on_request(void *ctx, httpd_req *r)
             ok = segment(&rest, version, sizeof version, 0);
         }
         if (!ok || *rest)
-            reply_error(s, r, PROTO_TS, STATS_TS_PREDICT, t0, 404, "no such route (POST /predictions/NAME[/VERSION])");
+            serve_reply_error(s, r, PROTO_TS, STATS_TS_PREDICT, t0, 404, "no such route (POST /predictions/NAME[/VERSION])");
         else if (!is(method, "POST") && !is(method, "PUT"))
-            reply_error(s, r, PROTO_TS, STATS_TS_PREDICT, t0, 405, "use POST");
+            serve_reply_error(s, r, PROTO_TS, STATS_TS_PREDICT, t0, 405, "use POST");
         else
             infer_route(s, r, PROTO_TS, STATS_TS_PREDICT, t0, name, version);
     } else if (is(path, "/metrics")) {
         metrics_route(s, r, t0);
     } else {
-        reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no such route");
+        serve_reply_error(s, r, PROTO_V2, STATS_OTHER, t0, 404, "no such route");
     }
 }
 
@@ -751,7 +459,7 @@ serve *serve_new(const serve_options *o)
     if (batcher_new(&s->batcher, &(batcher_options){.workers = s->o.workers, .max_batch = o->infer.max_batch,
                                                     .max_delay_s = o->max_delay_s,
                                                     .max_queued = o->max_queued, .on_batch = on_batch,
-                                                    .on_model = on_model, .ctx = s}) < 0)
+                                                    .on_model = serve_on_model, .ctx = s}) < 0)
         goto fail;
     s->httpd = httpd_new(&(httpd_options){.on_request = on_request, .ctx = s, .listen = o->listen,
                                           .max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY,
@@ -770,7 +478,7 @@ int serve_start(serve *s)
 {
     int rc = httpd_start(s->httpd);
     if (rc == 0)
-        rc = start_load(s, s->model_uri, 1);
+        rc = serve_load_start(s, s->model_uri, 1);
     return rc;
 }
 
@@ -781,16 +489,16 @@ void serve_drain(serve *s)
     pthread_mutex_unlock(&s->mu);
     log_info("serve", "draining", "{s:f,s:f}", "delaySeconds", s->o.drain_delay_s, "timeoutSeconds",
              s->o.drain_timeout_s);
-    double t0 = now_s();
-    while (now_s() - t0 < s->o.drain_delay_s)
+    double t0 = serve_now();
+    while (serve_now() - t0 < s->o.drain_delay_s)
         usleep(20000);
     size_t left = 0;
-    t0 = now_s();
+    t0 = serve_now();
     for (;;) {
         pthread_mutex_lock(&s->mu);
         left = s->in_flight;
         pthread_mutex_unlock(&s->mu);
-        if (left == 0 || now_s() - t0 >= s->o.drain_timeout_s)
+        if (left == 0 || serve_now() - t0 >= s->o.drain_timeout_s)
             break;
         usleep(10000);
     }
@@ -809,7 +517,7 @@ void serve_free(serve *s)
     httpd_free(s->httpd);
     storage_free(s->st);
     stats_free(s->stats);
-    published_free(s->pub);
+    serve_published_free(s->pub);
     free(s->load_error);
     free(s->serving_uri);
     free(s->model_uri);
