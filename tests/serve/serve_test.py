@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -517,6 +518,9 @@ def main():
         if failures:
             for s in servers:
                 print(f"--- {s.log_path} ---\n{s.log_tail()}", file=sys.stderr)
+            print(f"kept {d} (models, logs)", file=sys.stderr)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
     print(f"serve_test: {len(failures)} failed", flush=True)
     return 1 if failures else 0
 
