@@ -7,6 +7,9 @@
 # Last line: ratio_vs_pytorch=<our tokens/s / theirs> at the default size (> 1: we are faster).
 # ours: bench/trainer-step/bench_step (fastai Adam); theirs: bench/trainer-cpu/torch_lm.py --adam
 # (torch.optim.Adam: the same arithmetic per element). On a shared machine compare cpu_ms too.
+# It first says what each side computes with: the CPU and its vector features, kubefit's product
+# kernels (trainer/nn/gemm_cpu.c; KUBEFIT_GEMM=avx512|avx2|c|openblas picks one) and PyTorch's
+# (ATen capability, BLAS, oneDNN, and whether its LSTM ran on oneDNN).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -18,6 +21,10 @@ ours="$build/bench/trainer-step/bench_step"
 [ -x "$py" ] || { echo "trainer-cpu: $py missing (hack/setup)" >&2; exit 2; }
 
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+flags=$(sed -n 's/^flags[[:space:]]*: //p' /proc/cpuinfo | head -1 | tr ' ' '\n' |
+  grep -xE 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_bf16|avx512_fp16|amx_bf16' | tr '\n' ' ')
+echo "cpu: ${model:-unknown}, $(nproc) cores, features: ${flags:-none}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; load $(cut -d' ' -f1-3 /proc/loadavg)"
 ratio=""
 for size in small default; do
   case $size in
@@ -28,6 +35,9 @@ for size in small default; do
   b=$("$py" "$root/bench/trainer-cpu/torch_lm.py" "${args[@]}" --steps "$steps" --warmup 1 --threads "$threads" --adam)
   ta=$(field "$a" tokens_per_s); tb=$(field "$b" tokens_per_s)
   ca=$(field "$a" cpu_ms); cb=$(field "$b" cpu_ms)
+  if [ "$size" = small ]; then
+    echo "kernels: kubefit gemm=$(field "$a" gemm) (own micro-kernels); pytorch $(field "$b" torch): cpu_capability=$(field "$b" cpu_capability), blas=$(field "$b" blas), onednn=$(field "$b" onednn), lstm=$(field "$b" lstm)"
+  fi
   r=$(python3 -c "print(f'{$ta/$tb:.3f}')")
   rc=$(python3 -c "print(f'{$cb/$ca:.3f}')")
   echo "$size: kubefit ${ta} tokens/s (cpu ${ca} ms/step), pytorch ${tb} tokens/s (cpu ${cb} ms/step), threads $threads: ratio ${r} (by CPU time ${rc})"

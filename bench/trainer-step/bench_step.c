@@ -1,7 +1,8 @@
 /* bench_step: times full training steps of the AWD-LSTM LM on the CPU backend - dropout masks,
  * forward, loss (CE + AR + TAR), backward, fastai Adam step - and prints one JSON line:
- *   {"bench":"lm_train_step", sizes..., "step_ms" (wall per step), "cpu_ms" (process CPU per
- *    step, all threads), "tokens_per_s" (B*T / step wall time)}
+ *   {"bench":"lm_train_step", "gemm" (the product kernels: avx512, avx2, c or openblas, see
+ *    KUBEFIT_GEMM in trainer/nn/backend_cpu.c), sizes..., "step_ms" (wall per step), "cpu_ms"
+ *    (process CPU per step, all threads), "tokens_per_s" (B*T / step wall time)}
  *   bench_step [--vocab V] [--emb E] [--hidden H] [--layers NL] [--batch B] [--bptt T]
  *              [--steps N] [--warmup W] [--threads N]
  * Defaults: fastai's LM (emb 400, hidden 1152, 3 layers), V 8000, B 32, T 70.
@@ -84,10 +85,11 @@ int main(int argc, char **argv)
         optim_step(o);
     }
     double wall = (clock_s(CLOCK_MONOTONIC) - w0) / steps, cpu = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) / steps;
-    printf("{\"bench\":\"lm_train_step\",\"impl\":\"kubefit\",\"vocab\":%d,\"emb\":%d,\"hidden\":%d,\"layers\":%d,"
-           "\"batch\":%d,\"bptt\":%d,\"steps\":%d,\"threads\":%d,\"step_ms\":%.3f,\"cpu_ms\":%.3f,"
-           "\"tokens_per_s\":%.1f}\n",
-           V, E, H, NL, B, T, steps, be->threads, wall * 1e3, cpu * 1e3, B * T / wall);
+    printf("{\"bench\":\"lm_train_step\",\"impl\":\"kubefit\",\"gemm\":\"%s\",\"vocab\":%d,\"emb\":%d,"
+           "\"hidden\":%d,\"layers\":%d,\"batch\":%d,\"bptt\":%d,\"steps\":%d,\"threads\":%d,"
+           "\"step_ms\":%.3f,\"cpu_ms\":%.3f,\"tokens_per_s\":%.1f}\n",
+           nn_backend_cpu_gemm(be), V, E, H, NL, B, T, steps, be->threads, wall * 1e3, cpu * 1e3,
+           B * T / wall);
     rc = 0;
 done:
     if (rc)
