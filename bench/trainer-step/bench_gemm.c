@@ -4,7 +4,7 @@
  *   {"bench":"gemm","shape":"l1.fwd.x","impl":"avx512","M":..,"N":..,"K":..,"ta":0,"tb":1,
  *    "threads":2,"ms":..,"gflops":..,"cpu_ms":..,"gflops_per_cpu_s":..}
  * and a last line with the step's products in total (the recurrent ones counted t times).
- *   bench_gemm [--threads N] [--reps R] [--impl avx512,avx2,c,openblas] [--only SHAPE]
+ *   bench_gemm [--threads N] [--reps R] [--impl avx512,avx2,c,amx-bf16,openblas] [--only SHAPE]
  *              [--emb E] [--hidden H] [--vocab V] [--batch B] [--bptt T]
  *              [--shape M,N,K[,ta,tb]]   (one shape of one's own instead of the step's)
  * The recurrent products use the packed path (gemm_cpu.h nn_gemm_run_packed) on ours and
@@ -143,12 +143,18 @@ int main(int argc, char **argv)
         nn_gemm *g = NULL;
         const nn_gemm_arch *arch = NULL;
         if (strcmp(impl, "openblas") != 0) {
-            if (!(arch = nn_gemm_arch_named(impl))) {
+            bool bf16 = !strcmp(impl, "amx-bf16");
+            if (!(arch = bf16 ? nn_gemm_arch_best() : nn_gemm_arch_named(impl))) {
                 fprintf(stderr, "bench_gemm: %s: unknown or not on this CPU\n", impl);
                 continue;
             }
             if (nn_gemm_new(&g, pool, arch) < 0)
                 return 1;
+            if (bf16 && nn_gemm_set_bf16(g, true) < 0) {
+                fprintf(stderr, "bench_gemm: %s: not on this CPU\n", impl);
+                nn_gemm_free(g);
+                continue;
+            }
         }
         const char *label = g ? impl : openblas_get_corename();
         double total = 0, total_cpu = 0, flops = 0;

@@ -4,7 +4,8 @@
  *    KUBEFIT_GEMM in trainer/nn/backend_cpu.c), sizes..., "step_ms" (wall per step), "cpu_ms"
  *    (process CPU per step, all threads), "tokens_per_s" (B*T / step wall time)}
  *   bench_step [--vocab V] [--emb E] [--hidden H] [--layers NL] [--batch B] [--bptt T]
- *              [--steps N] [--warmup W] [--threads N]
+ *              [--steps N] [--warmup W] [--threads N] [--precision fp32|bf16]
+ * --precision bf16: the products on bfloat16 operands (nn_backend_cpu_set_bf16, AMX).
  * Defaults: fastai's LM (emb 400, hidden 1152, 3 layers), V 8000, B 32, T 70.
  * bench/trainer-cpu.sh compares it with bench/trainer-cpu/torch_lm.py --adam. */
 #include <stdio.h>
@@ -26,8 +27,13 @@ static double clock_s(clockid_t id)
 int main(int argc, char **argv)
 {
     int V = 8000, E = 400, H = 1152, NL = 3, B = 32, T = 70, steps = 5, warmup = 1, threads = 0, rc = 1;
+    const char *precision = "fp32";
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *f = argv[i];
+        if (!strcmp(f, "--precision") && (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16"))) {
+            precision = argv[i + 1];
+            continue;
+        }
         int *dst = !strcmp(f, "--vocab") ? &V : !strcmp(f, "--emb") ? &E : !strcmp(f, "--hidden") ? &H
                  : !strcmp(f, "--layers") ? &NL : !strcmp(f, "--batch") ? &B : !strcmp(f, "--bptt") ? &T
                  : !strcmp(f, "--steps") ? &steps : !strcmp(f, "--warmup") ? &warmup
@@ -45,6 +51,8 @@ int main(int argc, char **argv)
     optim_param *p = NULL;
     int32_t *x = malloc((size_t)B * T * sizeof *x), *y = malloc((size_t)B * T * sizeof *y);
     if (!x || !y || nn_backend_cpu_new(&be, threads) < 0)
+        goto done;
+    if (!strcmp(precision, "bf16") && nn_backend_cpu_set_bf16(be, true) < 0)
         goto done;
     nn_config cfg = nn_config_lm(V, 1.0f);
     cfg.emb = E;

@@ -5,10 +5,15 @@
  * LM's own shapes, 1-3 threads (results must be bitwise the same for every thread count), and
  * the pre-packed path (nn_gemm_pack + nn_gemm_run_packed) the recurrent products use.
  * Bound: |got - ref| <= 2e-6 * sum_k |a_k b_k| * sqrt(K/256 + 1) + 1e-6 * |beta C| + 1e-30
- * (float32 rounding of a sum in blocks; the sqrt grows with the number of blocks added). */
+ * (float32 rounding of a sum in blocks; the sqrt grows with the number of blocks added).
+ * The bf16 mode (nn_gemm_set_bf16, AMX; skipped where the CPU or kernel lacks it) is checked the
+ * same way against the float64 product of the operands rounded to bfloat16 (nearest even) - so
+ * the rounding itself is checked - and must differ from the unrounded product by more than
+ * 2^-12 of sum |a b| somewhere (the mode is on). */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "err.h"
 #include "gemm_cpu.h"
 #include "pool.h"
 #include "test.h"
@@ -39,7 +44,19 @@ typedef struct problem {
     int lda, ldb, ldc;
     float *A, *B, *C0; /* C0: C before the product */
     double *ref, *bound;
+    double *ref16, *bound16; /* the product of the bf16-rounded operands */
+    double *scale;           /* sum_k |a_k b_k| per element */
 } problem;
+
+/* x rounded to bfloat16, nearest even (finite x). */
+static double bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 static void problem_init(problem *p, int M, int N, int K, bool ta, bool tb, float alpha,
                          float beta)
@@ -49,27 +66,33 @@ static void problem_init(problem *p, int M, int N, int K, bool ta, bool tb, floa
     p->A = rand_array((size_t)(ta ? K : M) * p->lda);
     p->B = rand_array((size_t)(tb ? N : K) * p->ldb);
     p->C0 = rand_array((size_t)M * p->ldc);
-    p->ref = calloc((size_t)M * p->ldc, sizeof *p->ref);
-    p->bound = calloc((size_t)M * p->ldc, sizeof *p->bound);
+    size_t nc = (size_t)M * p->ldc;
+    p->ref = calloc(nc, sizeof *p->ref), p->bound = calloc(nc, sizeof *p->bound);
+    p->ref16 = calloc(nc, sizeof *p->ref16), p->bound16 = calloc(nc, sizeof *p->bound16);
+    p->scale = calloc(nc, sizeof *p->scale);
     double grow = sqrt(K / 256.0 + 1.0);
     for (int r = 0; r < M; r++)
         for (int j = 0; j < N; j++) {
-            double s = 0, m = 0;
+            double s = 0, m = 0, s16 = 0, m16 = 0;
             for (int k = 0; k < K; k++) {
-                double a = ta ? p->A[(size_t)k * p->lda + r] : p->A[(size_t)r * p->lda + k];
-                double b = tb ? p->B[(size_t)j * p->ldb + k] : p->B[(size_t)k * p->ldb + j];
-                s += a * b, m += fabs(a * b);
+                float a = ta ? p->A[(size_t)k * p->lda + r] : p->A[(size_t)r * p->lda + k];
+                float b = tb ? p->B[(size_t)j * p->ldb + k] : p->B[(size_t)k * p->ldb + j];
+                s += (double)a * b, m += fabs((double)a * b);
+                s16 += bf16(a) * bf16(b), m16 += fabs(bf16(a) * bf16(b));
             }
-            double c = beta != 0.0f ? (double)beta * p->C0[(size_t)r * p->ldc + j] : 0.0;
-            p->ref[(size_t)r * p->ldc + j] = alpha * s + c;
-            p->bound[(size_t)r * p->ldc + j] =
-                2e-6 * fabs(alpha) * m * grow + 1e-6 * fabs(c) + 1e-30;
+            size_t i = (size_t)r * p->ldc + j;
+            double c = beta != 0.0f ? (double)beta * p->C0[i] : 0.0;
+            p->ref[i] = alpha * s + c, p->ref16[i] = alpha * s16 + c;
+            p->bound[i] = 2e-6 * fabs(alpha) * m * grow + 1e-6 * fabs(c) + 1e-30;
+            p->bound16[i] = 2e-6 * fabs(alpha) * m16 * grow + 1e-6 * fabs(c) + 1e-30;
+            p->scale[i] = fabs(alpha) * m;
         }
 }
 
 static void problem_free(problem *p)
 {
     free(p->A), free(p->B), free(p->C0), free(p->ref), free(p->bound);
+    free(p->ref16), free(p->bound16), free(p->scale);
 }
 
 /* C as the caller hands it: beta 0 fills it with NaN (must not be read); the padding columns
@@ -83,10 +106,14 @@ static float *fresh_c(const problem *p)
     return C;
 }
 
-/* Compares C with the reference and the untouched padding; returns the worst |err|/bound. */
+static double worst_bf16_shift; /* largest |bf16 result - exact| / sum|ab| seen */
+
+/* Compares C with the reference (bf16: of the rounded operands) and the untouched padding;
+ * returns the worst |err|/bound. */
 static double check_c(const problem *p, const float *C, const char *what, const char *arch,
-                      int threads)
+                      int threads, bool is_bf16)
 {
+    const double *ref = is_bf16 ? p->ref16 : p->ref, *bound = is_bf16 ? p->bound16 : p->bound;
     int bad = 0;
     double worst = 0;
     for (int r = 0; r < p->M; r++)
@@ -96,11 +123,14 @@ static double check_c(const problem *p, const float *C, const char *what, const 
                 bad += C[i] != p->C0[i];
                 continue;
             }
-            double e = fabs((double)C[i] - p->ref[i]);
-            if (!(e <= p->bound[i]))
+            double e = fabs((double)C[i] - ref[i]);
+            if (!(e <= bound[i]))
                 bad++;
-            else if (e / p->bound[i] > worst)
-                worst = e / p->bound[i];
+            else if (e / bound[i] > worst)
+                worst = e / bound[i];
+            if (is_bf16 && p->scale[i] > 0 &&
+                fabs((double)C[i] - p->ref[i]) / p->scale[i] > worst_bf16_shift)
+                worst_bf16_shift = fabs((double)C[i] - p->ref[i]) / p->scale[i];
         }
     CHECK_EQ_INT(0, bad);
     if (bad)
@@ -112,20 +142,25 @@ static double check_c(const problem *p, const float *C, const char *what, const 
 
 static double worst_seen;
 
-/* Every kernel set and thread count on one problem; the first result of a set is the one the
- * other thread counts must match bit for bit. */
+static bool have_bf16;
+
+/* Every kernel set (and the bf16 mode) and thread count on one problem; the first result of a
+ * set is the one the other thread counts must match bit for bit. */
 static void run_problem(const problem *p, nn_pool **pools, int npools, bool packed)
 {
-    static const char *archs[] = {"avx512", "avx2", "c"};
+    static const char *archs[] = {"avx512", "avx2", "c", "amx-bf16"};
     for (size_t s = 0; s < sizeof archs / sizeof *archs; s++) {
-        const nn_gemm_arch *arch = nn_gemm_arch_named(archs[s]);
-        if (!arch)
+        bool is_bf16 = !strcmp(archs[s], "amx-bf16");
+        const nn_gemm_arch *arch = is_bf16 ? nn_gemm_arch_best() : nn_gemm_arch_named(archs[s]);
+        if (!arch || (is_bf16 && !have_bf16))
             continue; /* not on this CPU */
         float *first = NULL;
         for (int t = 0; t < npools; t++) {
             nn_gemm *g = NULL;
             CHECK_EQ_INT(0, nn_gemm_new(&g, pools[t], arch));
-            CHECK_EQ_STR(archs[s], nn_gemm_arch_name(nn_gemm_arch_of(g)));
+            if (is_bf16)
+                CHECK_EQ_INT(0, nn_gemm_set_bf16(g, true));
+            CHECK_EQ_STR(archs[s], nn_gemm_name(g));
             float *C = fresh_c(p);
             if (packed) {
                 float *P = malloc((nn_gemm_packed_size(g, p->K, p->N) + 1) * sizeof *P);
@@ -137,7 +172,7 @@ static void run_problem(const problem *p, nn_pool **pools, int npools, bool pack
                             p->ldb, p->beta, C, p->ldc);
             }
             double w = check_c(p, C, packed ? "packed" : "run", archs[s],
-                               nn_pool_threads(pools[t]));
+                               nn_pool_threads(pools[t]), is_bf16);
             worst_seen = w > worst_seen ? w : worst_seen;
             if (!first) {
                 first = C;
@@ -163,6 +198,19 @@ int main(void)
     CHECK(nn_gemm_arch_best() != NULL);
     CHECK(nn_gemm_arch_named("c") != NULL);
     CHECK(nn_gemm_arch_named("sse9") == NULL);
+    {
+        nn_gemm *g = NULL;
+        CHECK_EQ_INT(0, nn_gemm_new(&g, pools[0], NULL));
+        int rc = nn_gemm_set_bf16(g, true);
+        have_bf16 = rc == 0;
+        CHECK(rc == 0 || rc == KF_EUNSUPPORTED);
+        CHECK_EQ_STR(have_bf16 ? "amx-bf16" : nn_gemm_arch_name(nn_gemm_arch_best()),
+                     nn_gemm_name(g));
+        CHECK_EQ_INT(0, nn_gemm_set_bf16(g, false));
+        CHECK_EQ_STR(nn_gemm_arch_name(nn_gemm_arch_best()), nn_gemm_name(g));
+        nn_gemm_free(g);
+        fprintf(stderr, "test_nn_gemm: bf16 (AMX) %s\n", have_bf16 ? "on" : "not on this CPU");
+    }
 
     /* Odd sizes around the tiles (mr 4/6/8, nr 16/48) and the blocks (kc 256, nc 768/1024). */
     static const int Ms[] = {1, 7, 9, 50}, Ns[] = {1, 17, 49, 97}, Ks[] = {1, 3, 257, 520};
@@ -211,6 +259,11 @@ int main(void)
         problem_free(&p);
     }
     fprintf(stderr, "test_nn_gemm: worst error %.3g of the bound\n", worst_seen);
+    if (have_bf16) { /* the rounding shows: 2^-9 relative per operand, random signs */
+        fprintf(stderr, "test_nn_gemm: bf16 vs the exact product: worst %.3g of sum|ab|\n",
+                worst_bf16_shift);
+        CHECK(worst_bf16_shift > 0x1p-12);
+    }
     for (int t = 0; t < NPOOLS; t++)
         nn_pool_free(pools[t]);
     return test_done();

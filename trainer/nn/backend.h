@@ -151,8 +151,13 @@ enum { NN_RED_SUM = 0, NN_RED_SUMSQ = 1, NN_RED_TDIFF = 2 };
 /* CPU backend: gemm_cpu.h products + pthread-pool kernels on `threads` threads (<= 0: all
  * cores). Caller frees with be->destroy(be). Returns 0 or a negative KF_E* code. */
 int nn_backend_cpu_new(nn_backend **out, int threads);
-/* The CPU backend's product kernels: "avx512", "avx2", "c" or "openblas" (KUBEFIT_GEMM); NULL
- * for another backend. */
+/* The CPU backend's product kernels: "avx512", "avx2", "c", "amx-bf16" or "openblas"
+ * (KUBEFIT_GEMM); NULL for another backend. */
 const char *nn_backend_cpu_gemm(const nn_backend *be);
+/* on: the CPU backend's products round both operands to bfloat16 and sum in float32 (AMX;
+ * weights, gradients, activations stay float32 - the GPU's bf16 mode); off: float32. Call it
+ * before making models on be (packed operands differ in size). Returns 0, KF_EUNSUPPORTED (no
+ * AMX-BF16 for this process: be unchanged) or KF_EINVAL (not the CPU backend). */
+int nn_backend_cpu_set_bf16(nn_backend *be, bool on);
 
 #endif

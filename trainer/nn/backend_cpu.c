@@ -1,6 +1,7 @@
 /* backend_cpu: the nn_backend table on the CPU - gemm_cpu.c for every matrix product (its own
  * AVX-512 / AVX2 / C micro-kernels, picked by CPU features; KUBEFIT_GEMM=avx512|avx2|c|openblas
- * overrides, openblas being the former path through cblas_sgemm, kept for comparison), a pthread
+ * overrides, openblas being the former path through cblas_sgemm, kept for comparison, and
+ * amx-bf16 turns on the bf16 products, see nn_backend_cpu_set_bf16), a pthread
  * pool (pool.c, sleeping workers) for the products and the element-wise kernels (exp/tanh-bound
  * rows in ew_cpu.c). Float32 storage, double accumulation in reductions. Dimension legend: see
  * backend.h (N rows, D columns, B batch, H hidden, V vocab, E emb). Each kernel is a range
@@ -474,9 +475,10 @@ int nn_backend_cpu_new(nn_backend **out, int threads)
     be->ctx = ctx;
     /* KUBEFIT_GEMM picks the product kernels by name (benchmarks, A/B checks). */
     const char *want = getenv("KUBEFIT_GEMM");
-    const nn_gemm_arch *arch = want && *want ? nn_gemm_arch_named(want) : NULL;
+    bool bf16 = want && !strcmp(want, "amx-bf16");
+    const nn_gemm_arch *arch = want && *want && !bf16 ? nn_gemm_arch_named(want) : NULL;
     ctx->openblas = want && !strcmp(want, "openblas");
-    if (want && *want && !arch && !ctx->openblas)
+    if (want && *want && !arch && !ctx->openblas && !bf16)
         log_warn("nn", "KUBEFIT_GEMM names no kernel set this CPU runs; using the best",
                  "{s:s,s:s}", "KUBEFIT_GEMM", want, "using",
                  nn_gemm_arch_name(nn_gemm_arch_best()));
@@ -520,13 +522,27 @@ int nn_backend_cpu_new(nn_backend **out, int threads)
         .sgemm_packed = cpu_sgemm_packed,
     };
     openblas_set_num_threads(threads);
+    if (bf16 && (rc = nn_gemm_set_bf16(ctx->gemm, true)) < 0) {
+        log_warn("nn", "KUBEFIT_GEMM=amx-bf16: no AMX-BF16 here; products stay float32",
+                 "{s:s}", "reason", err_msg());
+        err_clear();
+    }
     *out = be;
     return 0;
+}
+
+int nn_backend_cpu_set_bf16(nn_backend *be, bool on)
+{
+    if (!be || strcmp(be->name, "cpu") != 0)
+        return err_set(KF_EINVAL, "nn: bf16 products: not a CPU backend");
+    if (CTX(be)->openblas && on)
+        return err_set(KF_EUNSUPPORTED, "nn: bf16 products: KUBEFIT_GEMM=openblas is float32");
+    return nn_gemm_set_bf16(CTX(be)->gemm, on);
 }
 
 const char *nn_backend_cpu_gemm(const nn_backend *be)
 {
     if (!be || strcmp(be->name, "cpu") != 0)
         return NULL;
-    return CTX(be)->openblas ? "openblas" : nn_gemm_arch_name(nn_gemm_arch_of(CTX(be)->gemm));
+    return CTX(be)->openblas ? "openblas" : nn_gemm_name(CTX(be)->gemm);
 }

@@ -18,10 +18,16 @@
 #include <string.h>
 
 #include "err.h"
+#include "gemm_bf16.h"
 #include "gemm_kern.h"
 
 /* Products smaller than this many multiply-adds per part are not worth waking a worker for. */
 #define MIN_MACS_PER_PART (1 << 20)
+/* The most rows of A a bf16 part rounds at once (x kc bf16: 8 MiB); all of them (the usual
+ * case) means each row is rounded once per inner block instead of once per column block. */
+#define BF16_MC_MAX 8192
+/* The A block of a bf16 part when memory is short. */
+#define BF16_MC_MIN 128
 
 const nn_gemm_arch *nn_gemm_arch_best(void)
 {
@@ -46,20 +52,31 @@ const char *nn_gemm_arch_name(const nn_gemm_arch *arch) { return arch->name; }
 struct nn_gemm {
     nn_pool *pool;
     const nn_gemm_arch *arch;
+    bool bf16;    /* products on bfloat16 operands (gemm_bf16.c) */
     int threads;
-    float **ws;   /* per part: an A tile (mr*kc floats) then a B block (kc*nc), 64-byte aligned */
+    float **ws;   /* per part: fp32, an A tile (mr*kc floats) then a B block (kc*nc); bf16, see
+                   * gemm_bf16.c; 64-byte aligned, ws_size floats each */
+    size_t ws_size;
     int ws_count; /* buffers allocated so far (grown on demand, >= 1) */
 };
 
-static size_t ws_floats(const nn_gemm_arch *a)
+static size_t ws_floats(const nn_gemm *g)
 {
-    return (size_t)a->mr * a->kc + (size_t)a->kc * a->nc;
+    const nn_gemm_arch *a = g->arch;
+    size_t fp32 = (size_t)a->mr * a->kc + (size_t)a->kc * a->nc;
+    size_t bf16 = g->bf16 ? nn_gemm_bf16_ws_floats(BF16_MC_MIN) : 0;
+    return fp32 > bf16 ? fp32 : bf16;
 }
 
 /* Makes buffers for up to `parts` parts; returns how many exist (>= 1). */
 static int ws_ensure(nn_gemm *g, int parts)
 {
-    size_t bytes = ws_floats(g->arch) * sizeof(float);
+    if (g->ws_size < ws_floats(g)) { /* the mode changed: larger buffers */
+        for (int i = 0; i < g->ws_count; i++)
+            free(g->ws[i]);
+        g->ws_count = 0, g->ws_size = ws_floats(g);
+    }
+    size_t bytes = g->ws_size * sizeof(float);
     while (g->ws_count < parts && g->ws_count < g->threads) {
         float *p = aligned_alloc(64, bytes);
         if (!p)
@@ -67,6 +84,30 @@ static int ws_ensure(nn_gemm *g, int parts)
         g->ws[g->ws_count++] = p;
     }
     return g->ws_count;
+}
+
+/* Grows every buffer to `floats` (contents not kept); false (buffers unchanged) when memory is
+ * short. */
+static bool ws_grow(nn_gemm *g, size_t floats)
+{
+    if (floats <= g->ws_size)
+        return true;
+    float **fresh = calloc((size_t)g->ws_count, sizeof *fresh);
+    int n = 0;
+    for (; fresh && n < g->ws_count; n++)
+        if (!(fresh[n] = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64)))
+            break;
+    bool ok = fresh && n == g->ws_count;
+    for (int i = 0; i < n; i++) {
+        float *drop = ok ? g->ws[i] : fresh[i];
+        if (ok)
+            g->ws[i] = fresh[i];
+        free(drop);
+    }
+    if (ok)
+        g->ws_size = floats;
+    free(fresh);
+    return ok;
 }
 
 int nn_gemm_new(nn_gemm **out, nn_pool *pool, const nn_gemm_arch *arch)
@@ -98,6 +139,31 @@ void nn_gemm_free(nn_gemm *g)
 }
 
 const nn_gemm_arch *nn_gemm_arch_of(const nn_gemm *g) { return g->arch; }
+
+int nn_gemm_set_bf16(nn_gemm *g, bool on)
+{
+    if (on && !nn_gemm_bf16_ready())
+        return err_set(KF_EUNSUPPORTED, "nn: bf16 products need AMX-BF16 (this CPU or kernel "
+                                        "does not offer it)");
+    g->bf16 = on;
+    if (ws_ensure(g, 1) < 1) {
+        g->bf16 = false;
+        ws_ensure(g, 1);
+        return err_set(KF_ENOMEM, "nn: out of memory for the matrix product buffers");
+    }
+    return 0;
+}
+
+const char *nn_gemm_name(const nn_gemm *g)
+{
+    return g->bf16 ? nn_gemm_bf16_arch.name : g->arch->name;
+}
+
+/* The blocking the product is cut by: the micro-kernel set's, or the bf16 path's. */
+static const nn_gemm_arch *blocking(const nn_gemm *g)
+{
+    return g->bf16 ? &nn_gemm_bf16_arch : g->arch;
+}
 
 /* ---- the grid of parts ------------------------------------------------------------------ */
 
@@ -147,14 +213,12 @@ static void part_range(const grid *gr, const nn_gemm_arch *a, int M, int N, int 
 /* ---- the general product ---------------------------------------------------------------- */
 
 typedef struct run_job {
+    nn_gemm_job p; /* the product */
     const nn_gemm_arch *arch;
     float **ws;
     grid gr;
-    bool ta, tb, beta_acc;
-    int M, N, K, lda, ldb, ldc;
-    float alpha;
-    const float *A, *B;
-    float *C;
+    bool bf16;
+    int bf16_mc; /* rows of A a bf16 part rounds at once */
 } run_job;
 
 /* dst(kc, mr) = rows [r0, r0+rows) of op(A) = A^T (A stored (K,M)) over inner [k0, k0+kc),
@@ -172,12 +236,17 @@ static void pack_a_t(float *dst, const float *A, size_t lda, int r0, int k0, int
 
 /* One part: for each block of nc columns and kc inner indices, pack op(B)'s block (kept in L2),
  * then for each row tile (its A micro-panel stays in L1) run over the panels. */
-static void run_part(const run_job *j, int part)
+static void run_part(const run_job *rj, int part)
 {
-    const nn_gemm_arch *a = j->arch;
+    const nn_gemm_arch *a = rj->arch;
+    const nn_gemm_job *j = &rj->p;
     int r0, r1, n0, n1, mr = a->mr, nr = a->nr;
-    part_range(&j->gr, a, j->M, j->N, part, &r0, &r1, &n0, &n1);
-    float *abuf = j->ws[part], *bbuf = abuf + (size_t)a->mr * a->kc;
+    part_range(&rj->gr, a, j->M, j->N, part, &r0, &r1, &n0, &n1);
+    if (rj->bf16) {
+        nn_gemm_bf16_part(j, rj->ws[part], rj->bf16_mc, r0, r1, n0, n1);
+        return;
+    }
+    float *abuf = rj->ws[part], *bbuf = abuf + (size_t)a->mr * a->kc;
     size_t lda = (size_t)j->lda, ldb = (size_t)j->ldb, ldc = (size_t)j->ldc;
     for (int jc = n0; jc < n1; jc += a->nc) {
         int nc = n1 - jc < a->nc ? n1 - jc : a->nc, npan = (nc + nr - 1) / nr;
@@ -233,10 +302,17 @@ void nn_gemm_run(nn_gemm *g, bool trans_a, bool trans_b, int M, int N, int K, fl
     scale_c(M, N, beta, C, ldc, K <= 0);
     if (K <= 0)
         return;
-    run_job j = {.arch = g->arch, .ws = g->ws, .ta = trans_a, .tb = trans_b,
-                 .beta_acc = beta != 0.0f, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
-                 .ldc = ldc, .alpha = alpha, .A = A, .B = B, .C = C};
-    j.gr = pick_grid(g->arch, ws_ensure(g, g->threads), M, N, K);
+    run_job j = {.p = {.ta = trans_a, .tb = trans_b, .beta_acc = beta != 0.0f, .M = M, .N = N,
+                       .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .A = A,
+                       .B = B, .C = C},
+                 .arch = blocking(g), .ws = g->ws, .bf16 = g->bf16};
+    j.gr = pick_grid(j.arch, ws_ensure(g, g->threads), M, N, K);
+    if (g->bf16) { /* each part packs its whole column range at once when memory allows */
+        int rows = (j.gr.mt + j.gr.tm - 1) / j.gr.tm * nn_gemm_bf16_arch.mr;
+        j.bf16_mc = rows < BF16_MC_MAX ? rows : BF16_MC_MAX;
+        if (!ws_grow(g, nn_gemm_bf16_ws_floats(j.bf16_mc)))
+            j.bf16_mc = BF16_MC_MIN;
+    }
     nn_pool_run(g->pool, (size_t)j.gr.tm * j.gr.tn, 1, run_range, &j);
 }
 
@@ -252,13 +328,17 @@ typedef struct pack_job {
     float *packed;
     const float *B;
     int ldb, K, N;
-    bool trans;
+    bool trans, bf16;
 } pack_job;
 
 static void pack_range(void *v, size_t lo, size_t hi)
 {
     pack_job *g = v;
     const nn_gemm_arch *a = g->arch;
+    if (g->bf16) { /* [lo, hi) are 16-column panels there */
+        nn_gemm_bf16_pack(g->packed, g->B, g->ldb, g->trans, g->K, g->N, (int)lo, (int)hi);
+        return;
+    }
     size_t ldb = (size_t)g->ldb, Np = packed_size(a, 1, g->N);
     for (size_t q = lo; q < hi; q++) {
         int c0 = (int)q * a->nr, cols = g->N - c0 < a->nr ? g->N - c0 : a->nr;
@@ -271,12 +351,13 @@ static void pack_range(void *v, size_t lo, size_t hi)
     }
 }
 
-static void pack_on(nn_pool *pool, const nn_gemm_arch *a, float *packed, const float *B,
-                    int ldb, bool trans, int K, int N)
+static void pack_on(nn_pool *pool, const nn_gemm_arch *a, bool bf16, float *packed,
+                    const float *B, int ldb, bool trans, int K, int N)
 {
     pack_job j = {.arch = a, .packed = packed, .B = B, .ldb = ldb, .K = K, .N = N,
-                  .trans = trans};
-    nn_pool_run(pool, (size_t)(N + a->nr - 1) / a->nr, 4, pack_range, &j);
+                  .trans = trans, .bf16 = bf16};
+    size_t panels = bf16 ? (size_t)(N + 31) / 32 * 2 : (size_t)(N + a->nr - 1) / a->nr;
+    nn_pool_run(pool, panels, 4, pack_range, &j);
 }
 
 typedef struct packed_job {
@@ -286,6 +367,7 @@ typedef struct packed_job {
     bool beta_acc;
     const float *A, *packed;
     float *C;
+    float **ws; /* bf16 (NULL: fp32) */
 } packed_job;
 
 /* A part's rows are read in place (few: the batch); its panels go outer so that each panel
@@ -298,6 +380,13 @@ static void packed_range(void *v, size_t lo, size_t hi)
     for (size_t part = lo; part < hi; part++) {
         int r0, r1, n0, n1;
         part_range(&j->gr, a, j->M, j->N, (int)part, &r0, &r1, &n0, &n1);
+        if (j->ws) {
+            nn_gemm_job p = {.beta_acc = j->beta_acc, .M = j->M, .N = j->N, .K = j->K,
+                             .lda = j->lda, .ldc = j->ldc, .alpha = 1.0f, .A = j->A,
+                             .packed = j->packed, .C = j->C};
+            nn_gemm_bf16_part(&p, j->ws[part], BF16_MC_MIN, r0, r1, n0, n1);
+            continue;
+        }
         for (int pc = 0; pc < j->K; pc += a->kc) {
             int kc = j->K - pc < a->kc ? j->K - pc : a->kc;
             bool acc = pc > 0 || j->beta_acc;
@@ -312,32 +401,42 @@ static void packed_range(void *v, size_t lo, size_t hi)
     }
 }
 
-static void run_packed_on(nn_pool *pool, const nn_gemm_arch *a, int M, int N, int K,
-                          const float *A, int lda, const float *packed, float beta, float *C,
-                          int ldc)
+/* ws NULL: the fp32 kernels of a; else the bf16 path with these per-part workspaces (as many
+ * as `parts`). */
+static void run_packed_on(nn_pool *pool, const nn_gemm_arch *a, float **ws, int parts, int M,
+                          int N, int K, const float *A, int lda, const float *packed, float beta,
+                          float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
     scale_c(M, N, beta, C, ldc, K <= 0);
     if (K <= 0)
         return;
-    packed_job j = {.arch = a, .M = M, .N = N, .K = K, .lda = lda, .ldc = ldc,
-                    .beta_acc = beta != 0.0f, .A = A, .packed = packed, .C = C};
-    j.gr = pick_grid(a, nn_pool_threads(pool), M, N, K);
+    packed_job j = {.arch = ws ? &nn_gemm_bf16_arch : a, .M = M, .N = N, .K = K, .lda = lda,
+                    .ldc = ldc, .beta_acc = beta != 0.0f, .A = A, .packed = packed, .C = C,
+                    .ws = ws};
+    j.gr = pick_grid(j.arch, parts, M, N, K);
     nn_pool_run(pool, (size_t)j.gr.tm * j.gr.tn, 1, packed_range, &j);
 }
 
-size_t nn_gemm_packed_size(const nn_gemm *g, int K, int N) { return packed_size(g->arch, K, N); }
+size_t nn_gemm_packed_size(const nn_gemm *g, int K, int N)
+{
+    return g->bf16 ? nn_gemm_bf16_packed_floats(K, N) : packed_size(g->arch, K, N);
+}
 
 void nn_gemm_pack(nn_gemm *g, float *packed, const float *B, int ldb, bool trans_b, int K, int N)
 {
-    pack_on(g->pool, g->arch, packed, B, ldb, trans_b, K, N);
+    pack_on(g->pool, g->arch, g->bf16, packed, B, ldb, trans_b, K, N);
 }
 
 void nn_gemm_run_packed(nn_gemm *g, int M, int N, int K, const float *A, int lda,
                         const float *packed, float beta, float *C, int ldc)
 {
-    run_packed_on(g->pool, g->arch, M, N, K, A, lda, packed, beta, C, ldc);
+    if (g->bf16)
+        run_packed_on(g->pool, g->arch, g->ws, ws_ensure(g, g->threads), M, N, K, A, lda, packed,
+                      beta, C, ldc);
+    else
+        run_packed_on(g->pool, g->arch, NULL, g->threads, M, N, K, A, lda, packed, beta, C, ldc);
 }
 
 size_t nn_gemm_packed_floats(int K, int N) { return packed_size(nn_gemm_arch_best(), K, N); }
@@ -345,11 +444,12 @@ size_t nn_gemm_packed_floats(int K, int N) { return packed_size(nn_gemm_arch_bes
 void nn_gemm_pack_b(nn_pool *pool, float *packed, const float *B, int ldb, bool trans_b, int K,
                     int N)
 {
-    pack_on(pool, nn_gemm_arch_best(), packed, B, ldb, trans_b, K, N);
+    pack_on(pool, nn_gemm_arch_best(), false, packed, B, ldb, trans_b, K, N);
 }
 
 void nn_gemm_packed(nn_pool *pool, int M, int N, int K, const float *A, int lda,
                     const float *packed, float beta, float *C, int ldc)
 {
-    run_packed_on(pool, nn_gemm_arch_best(), M, N, K, A, lda, packed, beta, C, ldc);
+    run_packed_on(pool, nn_gemm_arch_best(), NULL, nn_pool_threads(pool), M, N, K, A, lda, packed,
+                  beta, C, ldc);
 }

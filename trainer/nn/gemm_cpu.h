@@ -32,6 +32,14 @@ int nn_gemm_new(nn_gemm **out, nn_pool *pool, const nn_gemm_arch *arch);
 void nn_gemm_free(nn_gemm *g);
 const nn_gemm_arch *nn_gemm_arch_of(const nn_gemm *g);
 
+/* on: every product of g rounds both operands to bfloat16 (nearest even) and sums in float32
+ * (AMX, gemm_bf16.h); off: float32 (the default). Returns 0, KF_EUNSUPPORTED (no AMX-BF16 for
+ * this process; g stays as it was) or KF_ENOMEM. Packed operands must be packed again after a
+ * change (the layout differs). */
+int nn_gemm_set_bf16(nn_gemm *g, bool on);
+/* What g computes with: the kernel set's name ("avx512", "avx2", "c") or "amx-bf16". */
+const char *nn_gemm_name(const nn_gemm *g);
+
 /* C(M,N) = alpha * op(A)(M,K) op(B)(K,N) + beta * C, op(X) = X^T when trans_x (A is then
  * stored (K,M), B (N,K)); leading dimensions lda, ldb, ldc as BLAS (row-major). */
 void nn_gemm_run(nn_gemm *g, bool trans_a, bool trans_b, int M, int N, int K, float alpha,

@@ -131,7 +131,7 @@ static const struct nn_gemm_arch arch_avx2 = {
 #undef TILE_TARGET
 
 /* 16 x 16 transpose: row i of s (stride ld) becomes column i of d (stride nr). */
-T512 static void transpose16(float *d, size_t nr, const float *s, size_t ld)
+T512 void nn_gemm_transpose16(float *d, size_t nr, const float *s, size_t ld)
 {
     __m512 r[16], u[16];
     for (int i = 0; i < 16; i++)
@@ -166,7 +166,8 @@ T512 static void pack_avx512(float *dst, const float *src, size_t ldb, bool tran
     int k = 0;
     for (; k + 16 <= kc; k += 16)
         for (int j = 0; j < nr; j += 16)
-            transpose16(dst + (size_t)k * nr + j, (size_t)nr, src + (size_t)j * ldb + k, ldb);
+            nn_gemm_transpose16(dst + (size_t)k * nr + j, (size_t)nr, src + (size_t)j * ldb + k,
+                                ldb);
     for (; k < kc; k++)
         for (int j = 0; j < nr; j++)
             dst[(size_t)k * nr + j] = src[(size_t)j * ldb + k];

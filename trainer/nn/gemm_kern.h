@@ -29,7 +29,21 @@ struct nn_gemm_arch {
     nn_gemm_pack_fn *pack; /* packs one panel of B */
 };
 
-/* The sets compiled in; each entry's `usable` says whether this CPU runs it. */
+/* One product as the driver (gemm_cpu.c) hands it to a part: C = alpha op(A) op(B) + (beta_acc ?
+ * C : 0) (C already scaled by beta), op(B) from B or, when packed is set, pre-packed. */
+typedef struct nn_gemm_job {
+    bool ta, tb, beta_acc;
+    int M, N, K, lda, ldb, ldc;
+    float alpha;
+    const float *A, *B, *packed;
+    float *C;
+} nn_gemm_job;
+
+/* 16 x 16 transpose of 32-bit elements (AVX-512; only where nn_gemm_kern_avx512 is usable):
+ * row i of s (stride ls) becomes column i of d (stride ld). */
+void nn_gemm_transpose16(float *d, size_t ld, const float *s, size_t ls);
+
+/* The sets compiled in; nn_gemm_kern_usable says whether this CPU runs one. */
 const struct nn_gemm_arch *nn_gemm_kern_avx512(void);
 const struct nn_gemm_arch *nn_gemm_kern_avx2(void);
 const struct nn_gemm_arch *nn_gemm_kern_c(void);
