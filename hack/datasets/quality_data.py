@@ -71,21 +71,24 @@ def write_csv(path, rows, col):
     os.replace(path + ".tmp", path)
 
 
-def reviews(pkgs):
+def vader_snippets(pkgs, name):
+    """[(mean rating, text)] of one of the rated snippet files of vaderSentiment's sdist."""
     tgz = glob.glob(os.path.join(pkgs, "vader", "*", "additional_resources", "hutto_ICWSM_2014.tar.gz"))
     if not tgz:
         sys.exit("quality_data: vaderSentiment's hutto_ICWSM_2014.tar.gz not found under " + pkgs)
-    rows = []
+    out = []
     with tarfile.open(tgz[0]) as t:
-        m = next(m for m in t.getmembers() if m.name.endswith("movieReviewSnippets_GroundTruth.txt"))
+        m = next(m for m in t.getmembers() if m.name.endswith(name + "_GroundTruth.txt"))
         for line in t.extractfile(m).read().decode("utf-8", "replace").splitlines():
             parts = line.split("\t")
-            if len(parts) < 3:
-                continue
-            score, text = float(parts[1]), norm(parts[2].replace("''", '"'))
-            if score != 0 and text:
-                rows.append((text, ["pos" if score > 0 else "neg"]))
-    return rows
+            if len(parts) >= 3 and norm(parts[2]):
+                out.append((float(parts[1]), norm(parts[2].replace("''", '"'))))
+    return out
+
+
+def reviews(pkgs):
+    return [(text, ["pos" if score > 0 else "neg"]) for score, text in vader_snippets(pkgs, "movieReviewSnippets")
+            if score != 0]
 
 
 def strip_html(s):
@@ -194,6 +197,7 @@ def main():
 
     tr, va = split_rows(reviews(a.pkgs), "reviews", a.train, a.valid)
     put("reviews", "en", tr, va, "label")
+    review_train = {norm(t) for t, _ in tr}
     tr, va = split_rows(spam(a.pkgs, a.words), "spam", a.train, a.valid)
     put("spam", "en", tr, va, "label")
     for lang in ("en", "fr"):
@@ -203,7 +207,14 @@ def main():
 
     sources = {"en": [("debtags-en", lambda: open(os.path.join(a.debtags, "debtags", "en", "data", "corpus.txt"), encoding="utf-8").read().splitlines()),
                       ("sotu", lambda: [p for t in json_texts(os.path.join(a.pkgs, "sotu", "package", "data", "*.json")) for p in paragraphs(t)]),
-                      ("moby-dick", lambda: [p for t in json_texts(os.path.join(a.pkgs, "moby", "package", "data", "chapter_*.json")) for p in paragraphs(t)])],
+                      ("moby-dick", lambda: [p for t in json_texts(os.path.join(a.pkgs, "moby", "package", "data", "chapter_*.json")) for p in paragraphs(t)]),
+                      # Opinionated text, ratings unused: Amazon, New York Times editorial and tweet
+                      # snippets, and the movie-review snippets that no benchmark split holds
+                      # (ULMFiT's unlabelled in-domain text, as IMDb's "unsup" reviews).
+                      ("opinion-snippets", lambda: [t for n in ("amazonReviewSnippets", "nytEditorialSnippets", "tweets")
+                                                    for _, t in vader_snippets(a.pkgs, n)]),
+                      ("movie-snippets-unused", lambda: [t for _, t in vader_snippets(a.pkgs, "movieReviewSnippets")
+                                                         if norm(t) not in review_train])],
                "fr": [("debtags-fr", lambda: open(os.path.join(a.debtags, "debtags", "fr", "data", "corpus.txt"), encoding="utf-8").read().splitlines())]}
     for lang, srcs in sources.items():
         path = os.path.join(a.out, "corpus", lang, "data", "corpus.txt")

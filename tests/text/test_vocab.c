@@ -69,6 +69,24 @@ int main(void)
     tok_list_dispose(&t);
     vocab_free(v);
 
+    /* a pretrained vocabulary's tokens need one use: "rare" (2 uses) is kept when the known
+     * vocabulary holds it, in count order; "zzz" (known, never used) is not added */
+    const char *known_toks[] = {"xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup",
+                                "xxmaj", "rare", "zzz", "xxfake"};
+    vocab *known = NULL;
+    CHECK_EQ_INT(0, vocab_from_tokens(&known, known_toks, 12, "known"));
+    CHECK_EQ_INT(0, vocab_build(&v, c, &(vocab_opts){.known = known}));
+    CHECK_EQ_INT(16, (long long)vocab_size(v));
+    CHECK_EQ_STR("d", vocab_token(v, 12));
+    CHECK_EQ_STR("rare", vocab_token(v, 13));
+    CHECK_EQ_INT(0, vocab_id(v, "zzz"));
+    vocab_free(v);
+    /* max_vocab still caps: 13 entries leave no room for "rare" */
+    CHECK_EQ_INT(0, vocab_build(&v, c, &(vocab_opts){.max_vocab = 13, .known = known}));
+    CHECK_EQ_INT(0, vocab_id(v, "rare"));
+    vocab_free(v);
+    vocab_free(known);
+
     /* min_freq 1, max_vocab 12: most_common(12) then cut to 12, then 8 - 12 % 8 = 4 fakes */
     CHECK_EQ_INT(0, vocab_build(&v, c, &(vocab_opts){.max_vocab = 12, .min_freq = 1}));
     CHECK_EQ_INT(16, (long long)vocab_size(v));

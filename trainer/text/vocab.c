@@ -283,7 +283,8 @@ int vocab_build(vocab **out, const vocab_counter *c, const vocab_opts *opts)
         bool special = false;
         for (size_t k = 0; k < TOK_N_SPECIALS; k++)
             special |= strcmp(t, tok_specials[k]) == 0;
-        if (order[i].count >= min_freq && !special)
+        uint64_t need = opts && opts->known && vocab_id(opts->known, t) != TOK_ID_UNK ? 1 : min_freq;
+        if (order[i].count >= need && !special)
             toks[n++] = c->toks[order[i].first];
     }
     for (size_t pad = 8 - n % 8; pad > 0; pad--)

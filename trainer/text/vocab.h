@@ -34,6 +34,10 @@ size_t vocab_counter_size(const vocab_counter *c);
 typedef struct vocab_opts {
     size_t max_vocab;   /* 0 -> VOCAB_DEFAULT_MAX (60000) */
     uint64_t min_freq;  /* 0 -> VOCAB_DEFAULT_MIN_FREQ (3) */
+    /* NULL, or a pretrained model's vocabulary (borrowed): a token it holds needs one use, not
+     * min_freq (its pretrained embedding carries meaning even when the task's texts use it once;
+     * the order stays by count, and max_vocab still caps). */
+    const struct vocab *known;
 } vocab_opts;
 
 /* fastai's make_vocab. opts may be NULL. *out: caller frees with vocab_free. */

@@ -377,7 +377,7 @@ int data_load(data_set *out, const data_options *o)
             for (size_t i = 0; i < all_t[k]->n; i++)
                 if ((rc = vocab_counter_add(cnt, &all_t[k]->v[i])) < 0)
                     goto done;
-        vocab_opts vo = {.max_vocab = o->max_vocab, .min_freq = o->min_freq};
+        vocab_opts vo = {.max_vocab = o->max_vocab, .min_freq = o->min_freq, .known = o->known_vocab};
         if ((rc = vocab_build(&out->vocab, cnt, &vo)) < 0)
             goto done;
     }

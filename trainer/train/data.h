@@ -59,6 +59,8 @@ typedef struct {
     int skip_bad_rows;
     size_t max_vocab;         /* 0: 60000 */
     uint64_t min_freq;        /* 0: 3 */
+    const vocab *known_vocab; /* NULL, or the pretrained LM's (borrowed): its tokens need one use
+                               * in the task's texts, not min_freq (vocab_opts.known) */
     int lm_only;              /* pretrain: labels not needed (train file may be the corpus) */
     int label_mode;           /* 0: infer (a row with != 1 label -> multi); 1: multi; 2: single
                                * (KF_EINVAL naming the first row that has != 1 label) */

@@ -232,7 +232,7 @@ static int load_inputs(run_state *r)
     data_options dopt = {.train_path = train ? train : corpus, .valid_path = train ? valid : NULL,
                          .corpus_path = train ? corpus : NULL, .lang = o->lang, .valid_frac = o->valid_frac,
                          .seed = o->seed, .skip_bad_rows = o->skip_bad_rows, .max_vocab = (size_t)o->max_vocab,
-                         .min_freq = (uint64_t)o->min_freq, .lm_only = o->command == RUN_PRETRAIN || (lm_run && !train),
+                         .min_freq = (uint64_t)o->min_freq, .known_vocab = r->pre_vocab, .lm_only = o->command == RUN_PRETRAIN || (lm_run && !train),
                          .label_mode = o->label_mode, .text_col = o->text_col, .label_col = o->label_col,
                          .label_sep = o->label_sep};
     if ((rc = data_load(&r->data, &dopt)) < 0)
