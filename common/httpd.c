@@ -439,11 +439,14 @@ static void dispatch(httpd *h, httpd_req *r)
 }
 
 /* Answers at once and closes the connection afterwards (the body, if any, is not read). */
-static void refuse(httpd_req *r, int status, const char *text)
+static void refuse(httpd *h, httpd_req *r, int status, const char *text)
 {
     r->close_after = 1;
     r->state = RQ_HANDLING;
-    httpd_reply(r, status, NULL, text, strlen(text), NULL);
+    if (h->opt.on_refuse)
+        h->opt.on_refuse(h->opt.ctx, r, status, text);
+    else
+        httpd_reply(r, status, NULL, text, strlen(text), NULL);
 }
 
 static int on_http(httpd *h, struct lws *wsi, pss *ps, const char *path)
@@ -459,7 +462,7 @@ static int on_http(httpd *h, struct lws *wsi, pss *ps, const char *path)
     h->n.requests++;
     pthread_mutex_unlock(&h->mu);
     if (!r->method[0]) {
-        refuse(r, 405, "method not supported\n");
+        refuse(h, r, 405, "method not supported\n");
         return 0;
     }
     int has_body = !strcmp(r->method, "POST") || !strcmp(r->method, "PUT") || !strcmp(r->method, "PATCH");
@@ -469,7 +472,7 @@ static int on_http(httpd *h, struct lws *wsi, pss *ps, const char *path)
     if (has_body && declared > h->opt.max_body) {
         char msg[96];
         snprintf(msg, sizeof msg, "request body over %zu bytes\n", h->opt.max_body);
-        refuse(r, 413, msg);
+        refuse(h, r, 413, msg);
         return 0;
     }
     if (has_body && declared > 0) {
@@ -486,7 +489,7 @@ static int on_body(httpd *h, pss *ps, const char *in, size_t len)
     if (!r || r->state != RQ_READING)
         return 0;
     if (r->body_len + len > r->body_max) {
-        refuse(r, 413, "request body too large\n");
+        refuse(h, r, 413, "request body too large\n");
         return 0;
     }
     char *grown = realloc(r->body, r->body_len + len + 1);

@@ -28,6 +28,9 @@ typedef struct {
     void (*on_ws_open)(void *ctx, uint64_t conn, const char *path, const char *authorization);
     void (*on_ws_message)(void *ctx, uint64_t conn, const char *text, size_t len);
     void (*on_ws_close)(void *ctx, uint64_t conn);
+    /* The server refuses r before on_request (405 method, 413 body too large): answer it in the
+     * application's own error shape, exactly once with httpd_reply. NULL: a text/plain answer. */
+    void (*on_refuse)(void *ctx, httpd_req *r, int status, const char *message);
     void *ctx;
     const char *listen;     /* see above; NULL: ":8080" */
     size_t max_body;        /* 0: 64 KiB */

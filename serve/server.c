@@ -427,6 +427,26 @@ static void on_request(void *ctx, httpd_req *r)
     }
 }
 
+/* A request the HTTP server refused before routing (405, 413): the error in the shape of the
+ * protocol its path belongs to, as the routes answer theirs. */
+static void on_refuse(void *ctx, httpd_req *r, int status, const char *message)
+{
+    serve *s = ctx;
+    const char *path = httpd_req_path(r);
+    proto_kind kind = PROTO_V2;
+    stats_route route = STATS_OTHER;
+    if (strncmp(path, "/v1/", 4) == 0)
+        kind = PROTO_V1, route = STATS_V1_PREDICT;
+    else if (strncmp(path, "/predictions/", 13) == 0 || is(path, "/ping"))
+        kind = PROTO_TS, route = strncmp(path, "/predictions/", 13) == 0 ? STATS_TS_PREDICT : STATS_HEALTH;
+    else if (strncmp(path, "/v2/", 4) == 0 && strstr(path, "/infer"))
+        route = STATS_V2_INFER;
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s", message);
+    msg[strcspn(msg, "\n")] = 0;
+    serve_reply_error(s, r, kind, route, serve_now(), status, msg);
+}
+
 /* ---- life cycle ---- */
 
 serve *serve_new(const serve_options *o)
@@ -461,7 +481,7 @@ serve *serve_new(const serve_options *o)
                                                     .max_queued = o->max_queued, .on_batch = on_batch,
                                                     .on_model = serve_on_model, .ctx = s}) < 0)
         goto fail;
-    s->httpd = httpd_new(&(httpd_options){.on_request = on_request, .ctx = s, .listen = o->listen,
+    s->httpd = httpd_new(&(httpd_options){.on_request = on_request, .on_refuse = on_refuse, .ctx = s, .listen = o->listen,
                                           .max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY,
                                           .workers = o->http_workers, .max_queued = 1024});
     if (!s->httpd)

@@ -238,7 +238,11 @@ def conformance(s, job, labels):
         st, doc, _ = s.request("POST", f"/v2/models/{job}/infer", body)
         check(st == 400 and want in (doc or {}).get("error", ""), f"v2 bad body -> 400 '{want}': {st} {doc}")
     st, doc, _ = s.request("POST", f"/v2/models/{job}/infer", v2_body(["y" * 70000]))
-    check(st == 413, f"body over --max-body-bytes: 413 ({st})")
+    check(st == 413 and "request body over" in (doc or {}).get("error", ""),
+          f"body over --max-body-bytes: 413 in the v2 error shape ({st} {str(doc)[:120]})")
+    st, doc, _ = s.request("POST", f"/predictions/{job}", "z" * 70000)
+    check(st == 413 and isinstance(doc, dict) and doc.get("code") == 413 and "request body over" in doc.get("message", ""),
+          f"body over --max-body-bytes: 413 in TorchServe's error shape ({st} {str(doc)[:120]})")
     # v1
     st, doc, _ = s.get("/v1/models")
     check(st == 200 and doc == {"models": [job]}, f"GET /v1/models: {doc}")
