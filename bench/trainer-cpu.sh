@@ -3,8 +3,11 @@
 # threads, same shapes: tokens/s of a full LM training step (dropout masks + forward + CE/AR/TAR
 # loss + backward + Adam step). Two sizes: small (emb 64, hidden 192, 2 layers, V 4000) and
 # fastai's default (emb 400, hidden 1152, 3 layers, V 8000); B 32, T 70.
-#   bench/trainer-cpu.sh [BUILD_DIR]      env: THREADS (default nproc), STEPS (5)
-# Last line: ratio_vs_pytorch=<our tokens/s / theirs> at the default size (> 1: we are faster).
+#   bench/trainer-cpu.sh [BUILD_DIR]      env: THREADS (default nproc), STEPS (5), BF16 (0)
+# Last line: ratio_vs_pytorch=<our tokens/s / theirs> at the default size, float32 (> 1: we are
+# faster). BF16=1 adds a line per size with both sides in bf16: ours --precision bf16 (AMX,
+# float32 master weights), PyTorch under torch.autocast("cpu", bfloat16); the last line stays
+# the float32 ratio.
 # ours: bench/trainer-step/bench_step (fastai Adam); theirs: bench/trainer-cpu/torch_lm.py --adam
 # (torch.optim.Adam: the same arithmetic per element). On a shared machine compare cpu_ms too.
 # It first says what each side computes with: the CPU and its vector features, kubefit's product
@@ -42,5 +45,15 @@ for size in small default; do
   rc=$(python3 -c "print(f'{$cb/$ca:.3f}')")
   echo "$size: kubefit ${ta} tokens/s (cpu ${ca} ms/step), pytorch ${tb} tokens/s (cpu ${cb} ms/step), threads $threads: ratio ${r} (by CPU time ${rc})"
   ratio=$r
+  if [ "${BF16:-0}" = 1 ]; then
+    if a16=$("$ours" "${args[@]}" --steps "$steps" --warmup 1 --threads "$threads" --precision bf16 2>/dev/null); then
+      b16=$("$py" "$root/bench/trainer-cpu/torch_lm.py" "${args[@]}" --steps "$steps" --warmup 1 --threads "$threads" --adam --bf16)
+      ta=$(field "$a16" tokens_per_s); tb=$(field "$b16" tokens_per_s)
+      ca=$(field "$a16" cpu_ms); cb=$(field "$b16" cpu_ms)
+      echo "$size bf16: kubefit gemm=$(field "$a16" gemm) ${ta} tokens/s (cpu ${ca} ms/step), pytorch autocast ${tb} tokens/s (cpu ${cb} ms/step): ratio $(python3 -c "print(f'{$ta/$tb:.3f}')") (by CPU time $(python3 -c "print(f'{$cb/$ca:.3f}')"))"
+    else
+      echo "$size bf16: kubefit has no bf16 products on this CPU (AMX-BF16)"
+    fi
+  fi
 done
 echo "ratio_vs_pytorch=$ratio"

@@ -128,8 +128,11 @@ static void cpu_mul(nn_backend *be, float *y, const float *x, const float *m, si
 static void mul_bcast_range(void *v, size_t lo, size_t hi)
 {
     ew_args *e = v;
-    for (size_t i = lo; i < hi; i++)
-        e->y[i] = e->x[i] * e->m[i % e->bd];
+    size_t j = lo % e->bd; /* the mask index, wrapped by hand (a division per element is slow) */
+    for (size_t i = lo; i < hi; i++) {
+        e->y[i] = e->x[i] * e->m[j];
+        j = j + 1 == e->bd ? 0 : j + 1;
+    }
 }
 
 static void cpu_mul_bcast(nn_backend *be, float *y, const float *x, const float *m, int R, int B,
@@ -229,7 +232,11 @@ static void cpu_add_bias(nn_backend *be, float *y, const float *b1, const float 
     nn_pool_run(POOL(be), (size_t)N, CHUNK / (size_t)D + 1, add_bias_range, &g);
 }
 
-/* Column blocks of 256, rows inner: contiguous reads, double accumulators per block. */
+/* Column blocks of 256, rows inner: contiguous reads, double accumulators per block (the same
+ * sums in the same order on every CPU; the AVX-512 clone only converts and adds 8 at a time). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "default")))
+#endif
 static void bias_grad_range(void *v, size_t lo, size_t hi)
 {
     bias_args *g = v; /* y = db, b1 = dy */

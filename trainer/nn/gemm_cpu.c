@@ -221,19 +221,6 @@ typedef struct run_job {
     int bf16_mc; /* rows of A a bf16 part rounds at once */
 } run_job;
 
-/* dst(kc, mr) = rows [r0, r0+rows) of op(A) = A^T (A stored (K,M)) over inner [k0, k0+kc),
- * zero past the last row: each k's mr values are adjacent in A, so this is a copy of kc short
- * runs into one contiguous micro-panel (L1-friendly; and a last partial tile read in place
- * would run past the end of A). */
-static void pack_a_t(float *dst, const float *A, size_t lda, int r0, int k0, int rows, int kc,
-                        int mr)
-{
-    for (int k = 0; k < kc; k++) {
-        memcpy(dst + (size_t)k * mr, A + (size_t)(k0 + k) * lda + r0, (size_t)rows * sizeof(float));
-        memset(dst + (size_t)k * mr + rows, 0, (size_t)(mr - rows) * sizeof(float));
-    }
-}
-
 /* One part: for each block of nc columns and kc inner indices, pack op(B)'s block (kept in L2),
  * then for each row tile (its A micro-panel stays in L1) run over the panels. */
 static void run_part(const run_job *rj, int part)
@@ -262,8 +249,11 @@ static void run_part(const run_job *rj, int part)
                 int rows = r1 - ir < mr ? r1 - ir : mr;
                 const float *ap = j->A + ir * lda + pc; /* A's rows in place, or ... */
                 size_t rs = lda, cs = 1;
-                if (j->ta) { /* ... op(A) = A^T's tile copied together (kc lines -> kc*mr) */
-                    pack_a_t(abuf, j->A, lda, ir, pc, rows, kc, mr);
+                if (j->ta) { /* ... op(A) = A^T's tile copied together: kc short runs (mr
+                              * floats adjacent in A for each k) into one contiguous micro-panel,
+                              * L1-friendly, and a last partial tile read in place would run past
+                              * the end of A */
+                    a->pack_at(abuf, j->A + (size_t)pc * lda + ir, lda, rows, kc, mr);
                     ap = abuf, rs = 1, cs = (size_t)mr;
                 }
                 float *c = j->C + ir * ldc + jc;

@@ -37,6 +37,13 @@ static void pack_c(float *dst, const float *src, size_t ldb, bool trans, int kc,
         memset(dst + (size_t)k * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
 }
 
+static void pack_at_c(float *dst, const float *src, size_t lda, int rows, int kc, int mr)
+{
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < mr; r++)
+            dst[(size_t)k * mr + r] = r < rows ? src[(size_t)k * lda + r] : 0.0f;
+}
+
 /* ---- plain C kernel ------------------------------------------------------------------------ */
 
 enum { C_MR = 4, C_NR = 16 };
@@ -60,7 +67,7 @@ static void kernel_c(int kc, const float *a, size_t rs, size_t cs, const float *
 
 static const struct nn_gemm_arch arch_c = {
     .name = "c", .mr = C_MR, .nr = C_NR, .kc = 256, .nc = 1024,
-    .kernel = kernel_c, .pack = pack_c};
+    .kernel = kernel_c, .pack = pack_c, .pack_at = pack_at_c};
 
 const struct nn_gemm_arch *nn_gemm_kern_c(void) { return &arch_c; }
 
@@ -103,7 +110,7 @@ const struct nn_gemm_arch *nn_gemm_kern_c(void) { return &arch_c; }
 
 static const struct nn_gemm_arch arch_avx2 = {
     .name = "avx2", .mr = 6, .nr = 16, .kc = 256, .nc = 768,
-    .kernel = kernel_avx2, .pack = pack_c};
+    .kernel = kernel_avx2, .pack = pack_c, .pack_at = pack_at_c};
 
 /* ---- AVX-512: 8 x 48 ----------------------------------------------------------------------- */
 
@@ -159,6 +166,17 @@ T512 void nn_gemm_transpose16(float *d, size_t nr, const float *s, size_t ld)
 T512 static void pack_avx512(float *dst, const float *src, size_t ldb, bool trans, int kc,
                              int cols, int nr)
 {
+    if (!trans && nr == 48) { /* rows of 48: three masked loads (zero past cols) and stores */
+        __mmask16 m[3];
+        for (int v = 0; v < 3; v++) {
+            int n = cols - 16 * v;
+            m[v] = n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+        }
+        for (int k = 0; k < kc; k++, dst += 48, src += ldb)
+            for (int v = 0; v < 3; v++)
+                _mm512_storeu_ps(dst + 16 * v, _mm512_maskz_loadu_ps(m[v], src + 16 * v));
+        return;
+    }
     if (!trans || cols < nr) {
         pack_c(dst, src, ldb, trans, kc, cols, nr);
         return;
@@ -173,12 +191,24 @@ T512 static void pack_avx512(float *dst, const float *src, size_t ldb, bool tran
             dst[(size_t)k * nr + j] = src[(size_t)j * ldb + k];
 }
 
+T512 static void pack_at_avx512(float *dst, const float *src, size_t lda, int rows, int kc,
+                                int mr)
+{
+    if (mr != 8) {
+        pack_at_c(dst, src, lda, rows, kc, mr);
+        return;
+    }
+    __mmask8 m = rows >= 8 ? 0xff : (__mmask8)((1u << rows) - 1);
+    for (int k = 0; k < kc; k++, dst += 8, src += lda)
+        _mm256_storeu_ps(dst, _mm256_maskz_loadu_ps(m, src));
+}
+
 #undef VEC_W
 #undef vec
 
 static const struct nn_gemm_arch arch_avx512 = {
     .name = "avx512", .mr = 8, .nr = 48, .kc = 256, .nc = 1536,
-    .kernel = kernel_avx512, .pack = pack_avx512};
+    .kernel = kernel_avx512, .pack = pack_avx512, .pack_at = pack_at_avx512};
 
 const struct nn_gemm_arch *nn_gemm_kern_avx512(void) { return &arch_avx512; }
 const struct nn_gemm_arch *nn_gemm_kern_avx2(void) { return &arch_avx2; }

@@ -22,11 +22,17 @@ typedef void nn_gemm_kernel_fn(int kc, const float *a, size_t rs, size_t cs, con
 typedef void nn_gemm_pack_fn(float *dst, const float *src, size_t ldb, bool trans, int kc,
                              int cols, int nr);
 
+/* dst(kc, mr) = a transposed A's row tile: element (r,k) at src[k*lda + r] for r < rows, zero
+ * for rows <= r < mr (a contiguous micro-panel: rs 1, cs mr). */
+typedef void nn_gemm_pack_at_fn(float *dst, const float *src, size_t lda, int rows, int kc,
+                                int mr);
+
 struct nn_gemm_arch {
     const char *name; /* "avx512", "avx2", "c" */
     int mr, nr, kc, nc;
     nn_gemm_kernel_fn *kernel;
-    nn_gemm_pack_fn *pack; /* packs one panel of B */
+    nn_gemm_pack_fn *pack;       /* packs one panel of B */
+    nn_gemm_pack_at_fn *pack_at; /* packs one row tile of a transposed A */
 };
 
 /* One product as the driver (gemm_cpu.c) hands it to a part: C = alpha op(A) op(B) + (beta_acc ?
