@@ -30,7 +30,8 @@ int main(int argc, char **argv)
     const char *precision = "fp32";
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *f = argv[i];
-        if (!strcmp(f, "--precision") && (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16"))) {
+        if (!strcmp(f, "--precision") &&
+            (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16"))) {
             precision = argv[i + 1];
             continue;
         }

@@ -113,8 +113,9 @@ TBF16 static void pack_a(uint16_t *dst, const nn_gemm_job *j, int r0, int rows, 
             const float *s = j->A + (size_t)(r0 + r) * lda + k0;
             for (int k = 0; k < kcp; k += 32) {
                 __m512i v = _mm512_setzero_si512();
+                int hi = kc - k - 16 > 0 ? kc - k - 16 : 0;
                 if (r < rows && k < kc)
-                    v = to_bf16(load16(s + k, kc - k), load16(s + k + 16, kc - k - 16 > 0 ? kc - k - 16 : 0));
+                    v = to_bf16(load16(s + k, kc - k), load16(s + k + 16, hi));
                 _mm512_storeu_si512(d + k, v);
             }
         }
@@ -243,7 +244,8 @@ TBF16 void nn_gemm_bf16_part(const nn_gemm_job *j, float *ws, int mc_max, int r0
                 int nc = n1 - jc < NC ? n1 - jc : NC, ncp = round32(nc);
                 const uint16_t *bblk = bbuf;
                 if (j->packed) { /* the pre-packed block: column jc is panel jc/16 */
-                    bblk = (const uint16_t *)j->packed + (size_t)pc * Np + (size_t)(jc / 16) * pstride;
+                    bblk = (const uint16_t *)j->packed + (size_t)pc * Np +
+                           (size_t)(jc / 16) * pstride;
                 } else {
                     for (int q = 0; q * 16 < ncp; q++) {
                         int cols = nc - 16 * q < 16 ? nc - 16 * q : 16;
