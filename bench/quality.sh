@@ -7,8 +7,9 @@
 #   fastai          fastai's ULMFiT classifier, encoder from random weights (the recipe below)
 #   random          kubefit-trainer, the same recipe, encoder from random weights
 #   pretrained      kubefit-trainer, the encoder of the pretrained LM (hack/pretrain-lm)
-#   pretrained-ft   kubefit-trainer, the pretrained LM fine-tuned on the task's texts first
-#                   (LM_EPOCHS, ULMFiT's full recipe), then the classifier
+#   pretrained-ft   kubefit-trainer, the pretrained LM fine-tuned first (LM_EPOCHS at LM_LR) on the
+#                   task's texts, labels unused, and on the set's unlabelled texts when it has
+#                   some (DATA/SET/LANG/data/corpus.txt): ULMFiT's full recipe; then the classifier
 # Same vocabulary (ours: fastai reads the random row's vocab.txt), same model size (the
 # pretrained LM's), same classifier recipe (gradual unfreezing over EPOCHS, lr LR, batch BS, BPTT,
 # drop-mult DROP) in kubefit and fastai, each on THREADS threads. Prints one line per data set
@@ -21,8 +22,8 @@
 #      ROWS ("majority tfidf-lr fastai random pretrained pretrained-ft"),
 #      DATA (data/quality: SET/LANG/data/{train,valid}.csv), PRETRAINED (out/pretrain/bucket:
 #      LANG/pretrained/{lm.safetensors,vocab.txt}), OUT (out/quality: one JSON per set, row and
-#      seed; results already there are reused, FRESH=1 recomputes), EPOCHS (6) LM_EPOCHS (1)
-#      BS (32) BPTT (72) LR (0.1) LM_LR (0.002) DROP (0.3) THREADS (2); EMB HIDDEN LAYERS (64 192
+#      seed; results already there are reused, FRESH=1 recomputes), EPOCHS (6) LM_EPOCHS (3)
+#      BS (32) BPTT (72) LR (0.1) LM_LR (0.01) DROP (0.3) THREADS (2); EMB HIDDEN LAYERS (64 192
 #      2) only without a pretrained LM. Rows that need a missing pretrained LM are skipped (said).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +33,7 @@ py="${KUBEFIT_TOOLS:-$HOME/.cache/kubefit}/venv-torch/bin/python"
 SETS=${SETS:-"reviews/en spam/en debtags/en debtags/fr"} SEEDS=${SEEDS:-"1 2 3"}
 ROWS=${ROWS:-"majority tfidf-lr fastai random pretrained pretrained-ft"}
 data=${DATA:-$root/data/quality} pre=${PRETRAINED:-$root/out/pretrain/bucket} out=${OUT:-$root/out/quality}
-E=${EPOCHS:-6} LME=${LM_EPOCHS:-1} BS=${BS:-32} BPTT=${BPTT:-72} LR=${LR:-0.1} LMLR=${LM_LR:-0.002}
+E=${EPOCHS:-6} LME=${LM_EPOCHS:-3} BS=${BS:-32} BPTT=${BPTT:-72} LR=${LR:-0.1} LMLR=${LM_LR:-0.01}
 DROP=${DROP:-0.3} TH=${THREADS:-2}
 rep="python3 $root/bench/quality_report.py"
 [ -x "$T" ] || { echo "quality: $T missing" >&2; exit 2; }
@@ -75,6 +76,7 @@ PY
       fi
       echo "quality: $set: kubefit $row, seed $seed" >&2
       b="$tmp/b-$row" && rm -rf "$b" && mkdir -p "$b/$lang/data" && cp "$dir/train.csv" "$dir/valid.csv" "$b/$lang/data/"
+      [ "$row" != pretrained-ft ] || [ ! -f "$dir/corpus.txt" ] || cp "$dir/corpus.txt" "$b/$lang/data/"
       $rep run "$tmp/t.json" -- "$T" train --bucket-name "$b" "${common[@]}" "${extra[@]}" --result-file "$tmp/r.json" \
         >/dev/null 2>"$tmp/k.log" || { echo "quality: kubefit-trainer failed ($set $row $seed):" >&2; tail -5 "$tmp/k.log" >&2; exit 1; }
       python3 - "$b/m/$lang/default/1/metrics.json" "$tmp/t.json" "$f" <<'PY'

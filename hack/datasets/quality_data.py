@@ -14,6 +14,7 @@ DATA_ROOT (--debtags) holds debtags/{en,fr}/data/{train,valid,corpus}.{csv,txt} 
 
 Writes, under --out, in the bucket layout (LANG/data/...):
   quality/reviews/en/data/{train,valid}.csv   single-label: pos / neg (sign of the mean rating)
+  quality/reviews/en/data/corpus.txt          the movie snippets neither split holds, unlabelled
   quality/spam/en/data/{train,valid}.csv      single-label: spam / ham (subject + body, no headers)
   quality/debtags/{en,fr}/data/{train,valid}.csv  multi-label: the 20 most frequent debtags
   corpus/{en,fr}/data/corpus.txt              pretraining text, one document per line
@@ -198,6 +199,13 @@ def main():
     tr, va = split_rows(reviews(a.pkgs), "reviews", a.train, a.valid)
     put("reviews", "en", tr, va, "label")
     review_train = {norm(t) for t, _ in tr}
+    # The rated movie snippets that neither split holds, ratings dropped: the set's unlabelled
+    # in-domain text (as IMDb's "unsup" reviews), read by the LM fine-tuning of bench/quality.sh.
+    review_split = review_train | {norm(t) for t, _ in va}
+    unused = [t for _, t in vader_snippets(a.pkgs, "movieReviewSnippets") if norm(t) not in review_split]
+    with open(os.path.join(a.out, "quality", "reviews", "en", "data", "corpus.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(t + "\n" for t in unused))
+    stats["sets"]["reviews/en"]["unlabelled"] = len(unused)
     tr, va = split_rows(spam(a.pkgs, a.words), "spam", a.train, a.valid)
     put("spam", "en", tr, va, "label")
     for lang in ("en", "fr"):
