@@ -1,6 +1,7 @@
 """tiny_sets: CI-sized benchmark sets from data/debtags-small (hack/make-datasets), standard
 library only: multi/en (the 5 most frequent tags) and single/en (does the package carry
-role::program? yes / no), N_TRAIN and N_VALID texts each.
+role::program? yes / no), N_TRAIN and N_VALID texts each; single/en also gets N_VALID
+unlabelled texts (corpus.txt: the next training texts), as reviews/en has.
   tiny_sets.py SRC_DIR OUT_ROOT N_TRAIN N_VALID   ->  OUT_ROOT/{multi,single}/en/data/{train,valid}.csv"""
 import csv
 import os
@@ -26,3 +27,5 @@ for split, n in (("train", n_train), ("valid", n_valid)):
             w.writerow(["text", col])
             for t, ls in rs:
                 w.writerow([t, ";".join(ls)])
+with open(os.path.join(out, "single", "en", "data", "corpus.txt"), "w", encoding="utf-8") as f:
+    f.write("".join(" ".join(t.split()) + "\n" for t, _ in rows["train"][n_train:n_train + n_valid]))
