@@ -52,7 +52,7 @@ class Api:
             self.local.c = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
         return self.local.c
 
-    def request(self, method, path, body=None, ctype="application/json"):
+    def request(self, method, path, body=None, ctype="application/json", raw=False):
         headers = {"Authorization": "Bearer " + self.token, "Accept": "application/json"}
         data = json.dumps(body).encode() if body is not None else None
         if data is not None:
@@ -63,6 +63,8 @@ class Api:
                 c.request(method, path, data, headers)
                 r = c.getresponse()
                 text = r.read()
+                if raw:
+                    return r.status, text
                 return r.status, (json.loads(text) if text and text[:1] in b"{[" else text.decode(errors="replace"))
             except (http.client.HTTPException, OSError):
                 if attempt == 2:
@@ -303,6 +305,15 @@ class Side:
         req0 = request_count(self.api)
         secs0 = request_seconds(self.api)
         api_cpu0 = cpu_seconds(self.apiserver_pid)
+        prof = None
+        if os.environ.get("BENCH_PPROF"):  # a CPU profile of the apiserver while the controller works
+            def profile():
+                status, body = self.api.request("GET", "/debug/pprof/profile?seconds=" + os.environ.get("BENCH_PPROF_S", "5"),
+                                                raw=True)
+                with open(os.path.join(os.environ["BENCH_PPROF"], f"apiserver-{self.name}.pprof"), "wb") as f:
+                    f.write(body)
+            prof = threading.Thread(target=profile)
+            prof.start()
         t0 = time.time()
         proc = self.start_controller()
         deadline = t0 + self.a.timeout
@@ -352,6 +363,8 @@ class Side:
         with lock:
             t_complete = max(finished_at[w] for w in want) - t1 if want <= set(finished_at) else float("nan")
         time.sleep(QUIET)
+        if prof:
+            prof.join()
         ctl_cpu = cpu_seconds(proc.pid)
         ctl_rss = rss_mb(proc.pid)
         ctl_rss_end = rss_mb(proc.pid, "VmRSS")
