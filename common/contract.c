@@ -158,7 +158,8 @@ const contract_flag contract_flags[] = {
     /* how it runs */
     {"device", CONTRACT_CHOICE, 0, 0, 0, 0, "auto|cpu|cuda", CTL, NULL, "auto",
      "auto (a GPU when usable, else the CPU), cpu, or cuda (fails without a usable GPU)", AT(device)},
-    {"precision", CONTRACT_CHOICE, 0, 0, 0, 0, "fp32|tf32|bf16", USR, NULL, "fp32", "GPU matrix products",
+    {"precision", CONTRACT_CHOICE, 0, 0, 0, 0, "fp32|tf32|bf16", USR, NULL, "fp32",
+     "matrix products: GPU; bf16 also on CPUs with AMX-BF16",
      AT(precision)},
     {"seed", CONTRACT_INT, 0, 2147483647, 0, 0, NULL, USR, NULL, "42", "random seed", AT(seed)},
     {"threads", CONTRACT_INT, 0, 1024, 0, 0, NULL, USR, NULL, "0", "CPU threads (0: the CPU quota, else all cores)",

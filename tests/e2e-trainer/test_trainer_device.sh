@@ -79,11 +79,21 @@ ok "grep -q '\"CPU threads\",\"threads\":2,\"from\":\"cgroup CPU quota\"' $tmp/t
    "--threads 0 under a 1.5-CPU quota: 2 threads from the quota ($(grep 'CPU threads' $tmp/thr.err))"
 ok "grep -q '\"CPU threads\",\"threads\":2,\"from\":\"--threads\"' $tmp/cpu.err" "--threads 2: 2 threads from the flag"
 
-# --precision: recorded; on the CPU a non-fp32 request is a warning, not an error.
+# --precision: recorded as used. On the CPU, bf16 means bf16 products on AMX where the CPU has
+# AMX-BF16 (else fp32 and a warning naming why); tf32 is a GPU mode: fp32 and a warning.
 run prec --device cpu --precision bf16
 ok "[ $rc = 0 ]" "--precision bf16 --device cpu: exit $rc"
-ok "grep -q '\"level\":\"warn\".*--precision applies to the GPU only' $tmp/prec.err" "--precision on the CPU: warned"
-ok "[ \"$(field $tmp/b/m/en/prec/1/config.json precision)\" = fp32 ]" "--precision on the CPU: config.json says fp32 (what was used)"
+if grep -qw amx_bf16 /proc/cpuinfo; then
+  ok "grep -q '\"msg\":\"CPU products in bf16 (AMX)\"' $tmp/prec.err" "--precision bf16 on an AMX CPU: said"
+  ok "[ \"$(field $tmp/b/m/en/prec/1/config.json precision)\" = bf16 ]" "--precision bf16 on an AMX CPU: config.json says bf16"
+else
+  ok "grep -q '\"level\":\"warn\".*the CPU computes in fp32.*AMX-BF16' $tmp/prec.err" "--precision bf16 without AMX: warned"
+  ok "[ \"$(field $tmp/b/m/en/prec/1/config.json precision)\" = fp32 ]" "--precision bf16 without AMX: config.json says fp32"
+fi
+run prec32 --device cpu --precision tf32
+ok "[ $rc = 0 ]" "--precision tf32 --device cpu: exit $rc"
+ok "grep -q '\"level\":\"warn\".*the CPU computes in fp32.*tf32 is a GPU mode' $tmp/prec32.err" "--precision tf32 on the CPU: warned"
+ok "[ \"$(field $tmp/b/m/en/prec32/1/config.json precision)\" = fp32 ]" "--precision tf32 on the CPU: config.json says fp32"
 
 # Bad values: exit 2, named, BadInput result.
 run bad --device tpu

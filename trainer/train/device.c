@@ -208,9 +208,6 @@ int device_backend_new(nn_backend **out, const char *device, const char *precisi
                  why ? why : "out of memory");
         free(why);
     }
-    if (strcmp(prec, "fp32") != 0)
-        log_warn("device", "--precision applies to the GPU only: the CPU computes in fp32", "{s:s}", "precision",
-                 prec);
     const char *source = "--threads";
     if (threads <= 0) {
         long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -219,9 +216,19 @@ int device_backend_new(nn_backend **out, const char *device, const char *precisi
         threads = device_default_threads(device_cgroup_root(), all, &quota);
         source = quota ? "cgroup CPU quota" : "online cores";
     }
-    if ((rc = nn_backend_cpu_new(out, threads)) == 0)
-        log_info("device", "CPU threads", "{s:i,s:s}", "threads", (*out)->threads, "from", source);
-    return rc;
+    if ((rc = nn_backend_cpu_new(out, threads)) < 0)
+        return rc;
+    log_info("device", "CPU threads", "{s:i,s:s}", "threads", (*out)->threads, "from", source);
+    /* bf16: the CPU's products in bfloat16 on AMX (float32 sums, weights and gradients), as on
+     * the GPU; tf32 has no CPU counterpart. Either way a CPU without it computes in fp32. */
+    if (strcmp(prec, "bf16") == 0 && nn_backend_cpu_set_bf16(*out, true) == 0)
+        log_info("device", "CPU products in bf16 (AMX)", "{s:s,s:s}", "precision", "bf16", "gemm",
+                 nn_backend_cpu_gemm(*out));
+    else if (strcmp(prec, "fp32") != 0)
+        log_warn("device", "the CPU computes in fp32", "{s:s,s:s}", "precision", prec, "reason",
+                 strcmp(prec, "bf16") == 0 ? err_msg() : "tf32 is a GPU mode");
+    err_clear();
+    return 0;
 }
 
 const char *device_precision(nn_backend *be)
@@ -230,6 +237,6 @@ const char *device_precision(nn_backend *be)
     if (nn_backend_cuda_ctx(be))
         return nn_math_name(nn_backend_cuda_math(be));
 #endif
-    (void)be;
-    return "fp32";
+    const char *gemm = nn_backend_cpu_gemm(be);
+    return gemm && strcmp(gemm, "amx-bf16") == 0 ? "bf16" : "fp32";
 }
