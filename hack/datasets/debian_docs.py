@@ -1,7 +1,8 @@
 """Prose from Debian documentation packages (unpacked with dpkg-deb -x) for a pretraining corpus:
 the paragraphs, list items and table cells of their HTML manuals in one language, and the text of
 their man pages (roff requests and escapes stripped). One document per paragraph; code blocks
-(<pre>, .nf/.fi, tables) are left out. hack/make-quality-data uses it for the French corpus.
+(<pre>, .nf/.fi, tables) are left out, inline code stays (a word of its sentence).
+hack/make-quality-data uses it for the French corpus.
   python3 debian_docs.py DIR LANG     prints the prose documents it finds, one per line (a check)
 """
 import gzip
@@ -11,7 +12,7 @@ import re
 import sys
 
 BLOCKS = {"p", "li", "dd", "dt", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "div", "title"}
-SKIP = {"pre", "script", "style", "code", "kbd", "samp"}
+SKIP = {"pre", "script", "style"}
 
 
 class _Prose(html.parser.HTMLParser):
