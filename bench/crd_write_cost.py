@@ -1,6 +1,6 @@
 """What one write costs the kube-apiserver: a TrainingJob status patch (as kubefit-controller writes
-it when it creates a run's Pod, and slimmer variants of it) against the writes of the Job
-controller's path (a Pod create, a Job status update). bench/crd-write-cost.sh runs it.
+it when it creates a run's Pod, slimmer variants of it, and the same status as a PUT of the whole
+object) against the writes of the Job controller's path (a Pod create, a Job status patch). bench/crd-write-cost.sh runs it.
 
 For each kind of write: N fresh objects are created first, then N writes go out on 4 keep-alive
 connections while nothing else runs; the line says the apiserver's CPU seconds over those writes
@@ -81,15 +81,21 @@ def main():
         ("  without the run history (runs)", "tj", {k: v for k, v in full.items() if k != "runs"}),
         ("  one condition (Running)", "tj", dict(full, conditions=full["conditions"][:1])),
         ("  no conditions, no run history", "tj", {k: v for k, v in full.items() if k not in ("runs", "conditions")}),
+        ("TrainingJob status update (PUT), as written", "tj-put", full),
         ("Pod create (the same Pod)", "pod", None),
         ("Job status patch (active 1)", "job", None),
     ]
 
     def measure(label, kind, body, tag):
         names = [f"{tag}-{i:05d}" for i in range(a.n)]
-        if kind == "tj":
-            fan_out(a.n, lambda i: expect(*api.request("POST", tj, dict(cs.training_job(i), metadata={"name": names[i]})),
-                                          201, "create TrainingJob"))
+        created = [None] * a.n
+        if kind.startswith("tj"):
+            def create(i):
+                status, obj = api.request("POST", tj, dict(cs.training_job(i), metadata={"name": names[i]}))
+                expect(status, obj, 201, "create TrainingJob")
+                obj["metadata"].pop("managedFields", None)  # as the controller's cache keeps it
+                created[i] = obj
+            fan_out(a.n, create)
         elif kind == "job":
             fan_out(a.n, lambda i: expect(*api.request("POST", jobs, dict(cs.batch_job(i), metadata={"name": names[i]}),
                                                        ), 201, "create Job"))
@@ -99,6 +105,10 @@ def main():
             size = len(json.dumps({"status": body}))
             fan_out(a.n, lambda i: expect(*api.request("PATCH", f"{tj}/{names[i]}/status", {"status": body},
                                                        "application/merge-patch+json"), 200, "patch status"))
+        elif kind == "tj-put":
+            size = len(json.dumps(dict(created[0], status=body)))
+            fan_out(a.n, lambda i: expect(*api.request("PUT", f"{tj}/{names[i]}/status", dict(created[i], status=body)),
+                                          200, "put status"))
         elif kind == "pod":
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": pod_spec}
             size = len(json.dumps(pod))

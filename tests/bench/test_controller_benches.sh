@@ -25,6 +25,6 @@ N=5 KUBEFIT_BUILD=$bin "$src/bench/crd-write-cost.sh" > "$tmp/cost" 2>&1
 rc=$?
 cat "$tmp/cost"
 ok "[ $rc = 0 ]" "crd-write-cost.sh exit $rc"
-ok "[ \$(grep -Ec ' [0-9]+ bytes +[0-9.]+ ms of apiserver CPU per write$' $tmp/cost) = 12 ]" "six kinds of write, two rounds"
+ok "[ \$(grep -Ec ' [0-9]+ bytes +[0-9.]+ ms of apiserver CPU per write$' $tmp/cost) = 14 ]" "seven kinds of write, two rounds"
 echo "bench_controller_tiny: $pass passed, $fail failed"
 [ "$fail" = 0 ]
