@@ -22,8 +22,8 @@
 #      ROWS ("majority tfidf-lr fastai random pretrained pretrained-ft"),
 #      DATA (data/quality: SET/LANG/data/{train,valid}.csv), PRETRAINED (out/pretrain/bucket:
 #      LANG/pretrained/{lm.safetensors,vocab.txt}), OUT (out/quality: one JSON per set, row and
-#      seed; results already there are reused, FRESH=1 recomputes), EPOCHS (6) LM_EPOCHS (3)
-#      BS (32) BPTT (72) LR (0.1) LM_LR (0.01) DROP (0.3) THREADS (2); EMB HIDDEN LAYERS (64 192
+#      seed; results already there are reused, FRESH=1 recomputes), EPOCHS (12) LM_EPOCHS (3)
+#      BS (32) BPTT (72) LR (0.2) LM_LR (0.01) DROP (0.3) THREADS (2); EMB HIDDEN LAYERS (64 192
 #      2) only without a pretrained LM. Rows that need a missing pretrained LM are skipped (said).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +33,7 @@ py="${KUBEFIT_TOOLS:-$HOME/.cache/kubefit}/venv-torch/bin/python"
 SETS=${SETS:-"reviews/en spam/en debtags/en debtags/fr"} SEEDS=${SEEDS:-"1 2 3"}
 ROWS=${ROWS:-"majority tfidf-lr fastai random pretrained pretrained-ft"}
 data=${DATA:-$root/data/quality} pre=${PRETRAINED:-$root/out/pretrain/bucket} out=${OUT:-$root/out/quality}
-E=${EPOCHS:-6} LME=${LM_EPOCHS:-3} BS=${BS:-32} BPTT=${BPTT:-72} LR=${LR:-0.1} LMLR=${LM_LR:-0.01}
+E=${EPOCHS:-12} LME=${LM_EPOCHS:-3} BS=${BS:-32} BPTT=${BPTT:-72} LR=${LR:-0.2} LMLR=${LM_LR:-0.01}
 DROP=${DROP:-0.3} TH=${THREADS:-2}
 rep="python3 $root/bench/quality_report.py"
 [ -x "$T" ] || { echo "quality: $T missing" >&2; exit 2; }
