@@ -93,6 +93,41 @@ class Api:
         c.close()
 
 
+def load_env(d):
+    """The variables apiserver-up wrote to d/env."""
+    env = {}
+    with open(os.path.join(d, "env")) as f:
+        for line in f:
+            m = re.match(r"export (\w+)=(.*)", line.strip())
+            if m:
+                env[m.group(1)] = m.group(2)
+    return env
+
+
+def fan_out(n, one):
+    """one(i) for i < n on 4 threads; the first failure stops the rest and is raised here."""
+    todo, lock, errors = list(range(n)), threading.Lock(), []
+
+    def worker():
+        while True:
+            with lock:
+                if not todo or errors:
+                    return
+                i = todo.pop()
+            try:
+                one(i)
+            except Exception as e:  # noqa: BLE001 - raised again in the caller's thread
+                with lock:
+                    errors.append(e)
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -180,12 +215,7 @@ class Side:
 
     def up(self):
         subprocess.run([os.path.join(CLUSTER, "apiserver-up"), self.dir], check=True, capture_output=True)
-        self.env = {}
-        with open(os.path.join(self.dir, "env")) as f:
-            for line in f:
-                m = re.match(r"export (\w+)=(.*)", line.strip())
-                if m:
-                    self.env[m.group(1)] = m.group(2)
+        self.env = load_env(self.dir)
         self.api = Api(self.env)
         with open(self.env["KUBE_APISERVER_PID_FILE"]) as f:
             self.apiserver_pid = int(f.read())
@@ -208,23 +238,12 @@ class Side:
 
     def create_all(self, n):
         make = training_job if self.name == "kubefit" else batch_job
-        todo = list(range(n))
-        lock = threading.Lock()
 
-        def worker():
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    i = todo.pop()
-                status, body = self.api.request("POST", self.collection(), make(i))
-                if status != 201:
-                    raise RuntimeError(f"create {i}: HTTP {status}: {str(body)[:300]}")
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        def create(i):
+            status, body = self.api.request("POST", self.collection(), make(i))
+            if status != 201:
+                raise RuntimeError(f"create {i}: HTTP {status}: {str(body)[:300]}")
+        fan_out(n, create)
 
     def start_controller(self):
         log = open(os.path.join(self.dir, "controller.log"), "w")

@@ -9,49 +9,11 @@ Usage: crd_write_cost.py APISERVER_DIR --n N --status FILE --render-pod BIN
 """
 import argparse
 import json
-import os
-import re
-import subprocess
-import threading
 import time
 
 import controller_scale as cs
 
 NS = cs.NS
-
-
-def load_env(d):
-    env = {}
-    with open(os.path.join(d, "env")) as f:
-        for line in f:
-            m = re.match(r"export (\w+)=(.*)", line.strip())
-            if m:
-                env[m.group(1)] = m.group(2)
-    return env
-
-
-def fan_out(n, one):
-    """one(i) for i < n on 4 threads; the first failure is raised here."""
-    todo, lock, errors = list(range(n)), threading.Lock(), []
-
-    def worker():
-        while True:
-            with lock:
-                if not todo or errors:
-                    return
-                i = todo.pop()
-            try:
-                one(i)
-            except Exception as e:  # noqa: BLE001 - reported by the caller's thread
-                with lock:
-                    errors.append(e)
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise SystemExit(f"crd-write-cost: {errors[0]}")
 
 
 def expect(status, body, want, what):
@@ -66,7 +28,7 @@ def main():
     ap.add_argument("--status", required=True, help="a TrainingJob status as the controller writes it (JSON)")
     ap.add_argument("--render-pod", required=True)
     a = ap.parse_args()
-    env = load_env(a.dir)
+    env = cs.load_env(a.dir)
     api = cs.Api(env)
     with open(env["KUBE_APISERVER_PID_FILE"]) as f:
         pid = int(f.read())
@@ -95,31 +57,31 @@ def main():
                 expect(status, obj, 201, "create TrainingJob")
                 obj["metadata"].pop("managedFields", None)  # as the controller's cache keeps it
                 created[i] = obj
-            fan_out(a.n, create)
+            cs.fan_out(a.n, create)
         elif kind == "job":
-            fan_out(a.n, lambda i: expect(*api.request("POST", jobs, dict(cs.batch_job(i), metadata={"name": names[i]}),
+            cs.fan_out(a.n, lambda i: expect(*api.request("POST", jobs, dict(cs.batch_job(i), metadata={"name": names[i]}),
                                                        ), 201, "create Job"))
         time.sleep(1)
         cpu0 = cs.cpu_seconds(pid)
         if kind == "tj":
             size = len(json.dumps({"status": body}))
-            fan_out(a.n, lambda i: expect(*api.request("PATCH", f"{tj}/{names[i]}/status", {"status": body},
+            cs.fan_out(a.n, lambda i: expect(*api.request("PATCH", f"{tj}/{names[i]}/status", {"status": body},
                                                        "application/merge-patch+json"), 200, "patch status"))
         elif kind == "tj-put":
             size = len(json.dumps(dict(created[0], status=body)))
-            fan_out(a.n, lambda i: expect(*api.request("PUT", f"{tj}/{names[i]}/status", dict(created[i], status=body)),
+            cs.fan_out(a.n, lambda i: expect(*api.request("PUT", f"{tj}/{names[i]}/status", dict(created[i], status=body)),
                                           200, "put status"))
         elif kind == "pod":
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": pod_spec}
             size = len(json.dumps(pod))
-            fan_out(a.n, lambda i: expect(*api.request("POST", f"/api/v1/namespaces/{NS}/pods",
+            cs.fan_out(a.n, lambda i: expect(*api.request("POST", f"/api/v1/namespaces/{NS}/pods",
                                                        dict(pod, metadata={"name": names[i]})), 201, "create Pod"))
         else:
             ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             body = {"status": {"active": 1, "ready": 0, "startTime": ts, "terminating": 0,
                                "uncountedTerminatedPods": {}}}
             size = len(json.dumps(body))
-            fan_out(a.n, lambda i: expect(*api.request("PATCH", f"{jobs}/{names[i]}/status", body,
+            cs.fan_out(a.n, lambda i: expect(*api.request("PATCH", f"{jobs}/{names[i]}/status", body,
                                                        "application/merge-patch+json"), 200, "patch Job status"))
         ms = 1000 * (cs.cpu_seconds(pid) - cpu0) / a.n
         print(f"{label:42} {size:6} bytes {ms:6.2f} ms of apiserver CPU per write", flush=True)
