@@ -59,7 +59,7 @@ _NAMED = {"aq": "'", "dq": '"', "em": "\u2014", "en": "\u2013", "hy": "-", "lq":
           "oq": "\u2018", "cq": "\u2019", "bu": "\u2022", "co": "\u00a9", "rg": "\u00ae", "mi": "-", "ti": "~",
           "ha": "^", "ga": "`", "lB": "[", "rB": "]", "lC": "{", "rC": "}", "ba": "|", "Fo": "\u00ab", "Fc": "\u00bb"}
 _INLINE_MACROS = {"B", "I", "BR", "RB", "IR", "RI", "BI", "IB", "SM", "SB", "UR", "MT", "SY", "OP"}
-_BREAKS = {"SH", "SS", "PP", "P", "LP", "IP", "TP", "TQ", "HP", "sp", "br", "RS", "RE", "EX", "EE", "UE", "ME"}
+_BREAKS = {"SH", "SS", "PP", "P", "LP", "IP", "TP", "TQ", "HP", "sp", "br", "RS", "RE", "UE", "ME"}
 
 
 def roff_text(line):
@@ -136,9 +136,8 @@ def prose_in(lang, text, min_words=5):
 
 
 def find_docs(root, lang):
-    """(source, documents) for every HTML page in a `lang` folder or named *.lang.html, and every
-    man page under man/lang/, below root, in a stable order."""
-    out = []
+    """The documents of every HTML page in a `lang` folder or named *.lang.html, and of every man
+    page under man/lang/, below root: one list a page, in a stable order."""
     tag = re.compile(rf"(^|[/.\-_]){re.escape(lang)}([/.\-_]|$)", re.I)
     for dirpath, dirnames, files in os.walk(root):
         dirnames.sort()
@@ -146,16 +145,15 @@ def find_docs(root, lang):
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
             if name.endswith((".html", ".htm")) and tag.search(rel):
-                out.append((rel, html_docs(path)))
+                yield html_docs(path)
             elif f"/man/{lang}/" in "/" + rel and re.search(r"\.\d\w*(\.gz)?$", name):
-                out.append((rel, man_docs(path)))
-    return out
+                yield man_docs(path)
 
 
 def corpus(root, lang):
     """The prose documents of find_docs, each once (licence notices repeat across man pages)."""
     seen = set()
-    for _, docs in find_docs(root, lang):
+    for docs in find_docs(root, lang):
         for d in docs:
             if d not in seen and prose_in(lang, d):
                 seen.add(d)
