@@ -18,7 +18,7 @@
 # last lines quality_delta_vs_fastai=<mean over data sets of kubefit random - fastai> and
 # quality_delta_vs_linear=<mean over data sets of kubefit's best pretrained row - TF-IDF + LR>.
 #   bench/quality.sh [BUILD_DIR]
-# env: SETS ("reviews/en spam/en debtags/en debtags/fr"), SEEDS ("1 2 3"),
+# env: SETS ("reviews/en mail/en debtags/en debtags/fr"; spam/en is built too), SEEDS ("1 2 3"),
 #      ROWS ("majority tfidf-lr fastai random pretrained pretrained-ft"),
 #      DATA (data/quality: SET/LANG/data/{train,valid}.csv), PRETRAINED (out/pretrain/bucket:
 #      LANG/pretrained/{lm.safetensors,vocab.txt}), OUT (out/quality: one JSON per set, row and
@@ -30,7 +30,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 T="$build/trainer/kubefit-trainer"
 py="${KUBEFIT_TOOLS:-$HOME/.cache/kubefit}/venv-torch/bin/python"
-SETS=${SETS:-"reviews/en spam/en debtags/en debtags/fr"} SEEDS=${SEEDS:-"1 2 3"}
+SETS=${SETS:-"reviews/en mail/en debtags/en debtags/fr"} SEEDS=${SEEDS:-"1 2 3"}
 ROWS=${ROWS:-"majority tfidf-lr fastai random pretrained pretrained-ft"}
 data=${DATA:-$root/data/quality} pre=${PRETRAINED:-$root/out/pretrain/bucket} out=${OUT:-$root/out/quality}
 E=${EPOCHS:-12} LME=${LM_EPOCHS:-3} BS=${BS:-32} BPTT=${BPTT:-72} LR=${LR:-0.2} LMLR=${LM_LR:-0.01}

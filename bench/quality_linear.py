@@ -1,16 +1,16 @@
 """quality_linear: the baselines of bench/quality.sh - the majority class and TF-IDF + logistic
-regression (scikit-learn, liblinear) - on a data set in the trainer's layout (DATA/train.csv, valid.csv:
+regression (scikit-learn) - on a data set in the trainer's layout (DATA/train.csv, valid.csv:
 text + label or labels, ';' between several labels). Prints one JSON line per baseline with the
 keys kubefit's metrics.json uses: single-label accuracy, multi-label subsetAccuracy and
 labelAccuracy; microF1 and macroF1 (sklearn's f1_score) in both.
   quality_linear.py --data DIR [--threads N]
 TF-IDF: words and word bigrams, sublinear tf, min_df 2 (lower-cased). Logistic regression: C
 picked by 3-fold cross-validation on the training texts alone (accuracy or micro-F1) from
-{1, 3, 10, 30, 100, 300}; multi-label: one classifier per label (one-vs-rest), a label predicted
-when its probability > 0.5, like the trainer's default threshold. Labels of valid.csv that
-training never saw are dropped, as the trainer does. Majority: the most frequent training label
-for every text (multi-label: every label present in more than half of the training texts, none
-usually)."""
+{1, 3, 10, 30, 100, 300}; liblinear, but a softmax (lbfgs) for more than two classes;
+multi-label: one classifier per label (one-vs-rest), a label predicted when its probability >
+0.5, like the trainer's default threshold. Labels of valid.csv that training never saw are
+dropped, as the trainer does. Majority: the most frequent training label for every text
+(multi-label: every label present in more than half of the training texts, none usually)."""
 import argparse
 import csv
 import json
@@ -75,8 +75,11 @@ def main():
     xtr = vec.fit_transform([t for t, _ in tr])
     xva = vec.transform([t for t, _ in va])
 
+    multiclass = not multi and len(names) > 2  # liblinear is one-vs-rest only: lbfgs, a softmax
+
     def model(c):
-        lr = LogisticRegression(C=c, solver="liblinear", max_iter=1000)
+        lr = (LogisticRegression(C=c, solver="lbfgs", max_iter=3000) if multiclass
+              else LogisticRegression(C=c, solver="liblinear", max_iter=1000))
         return OneVsRestClassifier(lr, n_jobs=a.threads) if multi else lr
 
     def predict(m, x):

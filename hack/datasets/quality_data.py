@@ -18,6 +18,9 @@ Writes, under --out, in the bucket layout (LANG/data/...):
   quality/reviews/en/data/{train,valid}.csv   single-label: pos / neg (sign of the mean rating)
   quality/reviews/en/data/corpus.txt          the movie snippets neither split holds, unlabelled
   quality/spam/en/data/{train,valid}.csv      single-label: spam / ham (subject + body, no headers)
+  quality/mail/en/data/{train,valid}.csv      single-label: the mailing list a ham e-mail came
+                                              through (6), the lists' own marks dropped
+  quality/mail/en/data/corpus.txt             the rest of the ham, unlabelled
   quality/debtags/{en,fr}/data/{train,valid}.csv  multi-label: the 20 most frequent debtags
   corpus/{en,fr}/data/corpus.txt              pretraining text, one document per line
   quality/stats.json                          sizes of all of the above
@@ -103,7 +106,8 @@ def strip_html(s):
     return html.unescape(s)
 
 
-def mail_text(raw, max_words):
+def mail_text(raw, max_words, clean=lambda s: s):
+    """Subject + " . " + plain-text body (HTML stripped when there is none), cleaned, first words."""
     msg = email.message_from_string(raw, policy=email.policy.compat32)
     subject = str(msg.get("Subject", "") or "")
     plain, htm = [], []
@@ -124,22 +128,80 @@ def mail_text(raw, max_words):
         except LookupError:  # a charset Python does not know
             text = data.decode("latin-1")
         (plain if ctype == "text/plain" else htm).append(text)
-    body = " ".join(plain) if plain else strip_html(" ".join(htm))
-    words = norm(subject + " . " + body).split()
+    body = "\n".join(plain) if plain else strip_html(" ".join(htm))
+    words = norm(clean(subject) + " . " + clean(body)).split()
     return " ".join(words[:max_words])
 
 
 def spam(pkgs, max_words):
     rows = []
-    for path in sorted(glob.glob(os.path.join(pkgs, "spam", "package", "data", "*", "*.json"))):
-        d = json.load(open(path, encoding="utf-8"))
+    for d in spam_assassin(pkgs):
         label = "spam" if d["group"].startswith("spam") else "ham"
         text = mail_text(d["text"], max_words)
         if len(text.split()) >= 3:
             rows.append((text, [label]))
-    if not rows:
-        sys.exit("quality_data: no e-mails under " + os.path.join(pkgs, "spam"))
     return rows
+
+
+def spam_assassin(pkgs):
+    paths = sorted(glob.glob(os.path.join(pkgs, "spam", "package", "data", "*", "*.json")))
+    if not paths:
+        sys.exit("quality_data: no e-mails under " + os.path.join(pkgs, "spam"))
+    for path in paths:
+        yield json.load(open(path, encoding="utf-8"))
+
+
+# The mailing lists of the corpus's ham with at least 200 messages, one label per project (the
+# list a message came through, from its List-Id / X-Mailing-List / List-Post / Sender header).
+MAIL_LISTS = [("fork", r"fork\.xent|fork@xent"), ("ilug", r"ilug\.linux\.ie|ilug@linux\.ie"),
+              ("rpm-list", r"rpm-(zzz)?list"), ("razor", r"razor-users"),
+              ("spamassassin", r"spamassassin-(talk|devel)"), ("exmh", r"exmh-(users|workers)")]
+LIST_TAG = re.compile(r"\[(ILUG|SAtalk|SAdev|Razor-users)\]\s*", re.I)  # subject tags the lists add
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+LIST_FOOTER = re.compile(
+    r"^(_{10,}|-{20,}|\S+ mailing list\b.*|\S*/(mailman|lists)/listinfo/\S*( for \(un\)subscription information\.)?"
+    r"|Irish Linux Users' Group:.*|List maintainer:.*|for \(un\)subscription information\.?)$", re.I)
+LIST_SPONSOR = re.compile(r"^This sf\.net email is sponsored by", re.I)
+
+
+def mailing_list(raw):
+    msg = email.message_from_string(raw, policy=email.policy.compat32)
+    hdr = " ".join(str(msg.get(k, "") or "") for k in ("List-Id", "X-Mailing-List", "List-Post", "Sender"))
+    return next((name for name, pat in MAIL_LISTS if re.search(pat, hdr, re.I)), None)
+
+
+def without_list_marks(text):
+    """What the list software added, dropped (also where a reply quotes it): subject tags, footer
+    lines, SourceForge's sponsor blocks; and every e-mail address (a list's own gives it away).
+    A line that starts "WORD mailing list" is taken for a footer: the odd sentence goes with them."""
+    out, skip = [], 0
+    for line in text.split("\n"):
+        s = re.sub(r"^[>|\s]+", "", line).strip()
+        if skip:  # a sponsor block runs to the footer's line of underscores
+            skip = 0 if re.match(r"^_{10,}$", s) else skip - 1
+        elif LIST_SPONSOR.match(s):
+            skip = 8
+        elif not LIST_FOOTER.match(s):
+            out.append(line)
+    return ADDRESS.sub(" ", LIST_TAG.sub("", "\n".join(out)))
+
+
+def mail_lists(pkgs, max_words):
+    """[(text, [list])] of the ham that came through one of MAIL_LISTS, and the texts of the
+    rest of the ham (other lists, none, the hard ham): unlabelled in-domain mail."""
+    rows, rest = [], []
+    for d in spam_assassin(pkgs):
+        if d["group"].startswith("spam"):
+            continue
+        text = mail_text(d["text"], max_words, without_list_marks)
+        if len(text.split()) < 3:
+            continue
+        name = mailing_list(d["text"])
+        if name:
+            rows.append((text, [name]))
+        else:
+            rest.append(text)
+    return rows, rest
 
 
 def read_csv(path):
@@ -214,6 +276,14 @@ def main():
     stats["sets"]["reviews/en"]["unlabelled"] = len(unused)
     tr, va = split_rows(spam(a.pkgs, a.words), "spam", a.train, a.valid)
     put("spam", "en", tr, va, "label")
+    rows, rest = mail_lists(a.pkgs, a.words)
+    tr, va = split_rows(rows, "mail", a.train, a.valid, valid_share=0.35)
+    put("mail", "en", tr, va, "label")
+    split = {norm(t) for t, _ in tr + va}
+    rest = list(dict.fromkeys(t for t in rest if norm(t) not in split))
+    with open(os.path.join(a.out, "quality", "mail", "en", "data", "corpus.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(t + "\n" for t in rest))
+    stats["sets"]["mail/en"]["unlabelled"] = len(rest)
     for lang in ("en", "fr"):
         (tr, va), full_valid = debtags(a.debtags, lang, 20, a.train, a.valid)
         put("debtags", lang, tr, va, "labels")

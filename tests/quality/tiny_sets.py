@@ -1,8 +1,9 @@
 """tiny_sets: CI-sized benchmark sets from data/debtags-small (hack/make-datasets), standard
-library only: multi/en (the 5 most frequent tags) and single/en (does the package carry
-role::program? yes / no), N_TRAIN and N_VALID texts each; single/en also gets N_VALID
-unlabelled texts (corpus.txt: the next training texts), as reviews/en has.
-  tiny_sets.py SRC_DIR OUT_ROOT N_TRAIN N_VALID   ->  OUT_ROOT/{multi,single}/en/data/{train,valid}.csv"""
+library only: multi/en (the 5 most frequent tags), single/en (does the package carry
+role::program? yes / no) and classes/en (the first of the 3 most frequent tags it carries, or
+none: four classes, as mail/en has six), N_TRAIN and N_VALID texts each; single/en also gets
+N_VALID unlabelled texts (corpus.txt: the next training texts), as reviews/en has.
+  tiny_sets.py SRC_DIR OUT_ROOT N_TRAIN N_VALID -> OUT_ROOT/{multi,single,classes}/en/data/{train,valid}.csv"""
 import csv
 import os
 import sys
@@ -14,12 +15,14 @@ rows = {}
 for split in ("train", "valid"):
     with open(os.path.join(src, f"{split}.csv"), encoding="utf-8", newline="") as f:
         rows[split] = [(r["text"], r["labels"].split(";")) for r in csv.DictReader(f)]
-top = {t for t, _ in Counter(t for _, ls in rows["train"] for t in ls).most_common(5)}
+ranked = [t for t, _ in Counter(t for _, ls in rows["train"] for t in ls).most_common(5)]
+top = set(ranked)
 for split, n in (("train", n_train), ("valid", n_valid)):
     multi = [(t, [l for l in ls if l in top]) for t, ls in rows[split]]
     multi = [r for r in multi if r[1]][:n]
     single = [(t, ["program" if "role::program" in ls else "other"]) for t, ls in rows[split]][:n]
-    for name, rs, col in (("multi", multi, "labels"), ("single", single, "label")):
+    classes = [(t, [next((c for c in ranked[:3] if c in ls), "none")]) for t, ls in rows[split]][:n]
+    for name, rs, col in (("multi", multi, "labels"), ("single", single, "label"), ("classes", classes, "label")):
         d = os.path.join(out, name, "en", "data")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, f"{split}.csv"), "w", encoding="utf-8", newline="") as f:
