@@ -31,20 +31,7 @@ static json_int_t num(const json_t *o, const char *k, json_int_t dflt)
 }
 static int has(const json_t *o, const char *k) { return json_object_get(o, k) && !json_is_null(json_object_get(o, k)); }
 
-static void event(ctx *c, const char *type, const char *reason, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void event(ctx *c, const char *type, const char *reason, const char *fmt, ...)
-{
-    char *msg = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
-    va_end(ap);
-    json_array_append_new(c->out->events, json_pack("{s:s,s:s,s:s}", "type", type, "reason", reason, "message",
-                                                    msg ? msg : ""));
-    free(msg);
-}
+#define event(c, ...) reconcile_event_add((c)->out->events, __VA_ARGS__)
 
 static void requeue(ctx *c, double after)
 {
@@ -90,6 +77,18 @@ void reconcile_condition_set(json_t *st, const char *type, int status, const cha
     json_object_set_new(cond, "reason", json_string(reason));
     json_object_set_new(cond, "message", json_string(message ? message : ""));
     json_object_set_new(cond, "observedGeneration", json_integer(generation));
+}
+
+void reconcile_event_add(json_t *events, const char *type, const char *reason, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    json_array_append_new(events, json_pack("{s:s,s:s,s:s}", "type", type, "reason", reason, "message", msg ? msg : ""));
+    free(msg);
 }
 
 /* Whether condition type currently has this reason. */

@@ -54,6 +54,10 @@ json_t *reconcile_trim_pod(json_t *pod);
 void reconcile_condition_set(json_t *st, const char *type, int status, const char *reason, const char *message,
                              const char *now, json_int_t generation);
 
+/* Appends an event {"type","reason","message"} (message from fmt) to a result's events[]. */
+void reconcile_event_add(json_t *events, const char *type, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Whether a job (or Pod) phase is final: Succeeded or Failed. */
 int reconcile_phase_finished(const char *phase);
 

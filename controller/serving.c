@@ -4,7 +4,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,20 +38,7 @@ static double real(const json_t *o, const char *k, double dflt)
     return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
-static void event(ctx *c, const char *type, const char *reason, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void event(ctx *c, const char *type, const char *reason, const char *fmt, ...)
-{
-    char *msg = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
-    va_end(ap);
-    json_array_append_new(c->out->events, json_pack("{s:s,s:s,s:s}", "type", type, "reason", reason, "message",
-                                                    msg ? msg : ""));
-    free(msg);
-}
+#define event(c, ...) reconcile_event_add((c)->out->events, __VA_ARGS__)
 
 static void condition(ctx *c, const char *type, int status, const char *reason, const char *message)
 {
