@@ -3,7 +3,8 @@
 # (multi-label: 5 tags; single-label: role::program or not; single-label, four classes; 150
 # training and 100 validation texts), one seed, every row (majority, TF-IDF + LR, fastai, kubefit
 # random / pretrained / pretrained + LM fine-tuning, the pretrained LM from hack/pretrain-lm
-# --profile ci) - checks the table and the last two lines. Needs venv-torch (hack/setup): skipped without it, failed under CI.
+# --profile ci) - checks the table and the last two lines. Needs venv-torch (hack/setup):
+# skipped without it, failed under CI.
 set -uo pipefail
 src=${KUBEFIT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=${KUBEFIT_BINARY_DIR:-$src/build}
